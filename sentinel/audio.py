@@ -1,0 +1,79 @@
+"""Reading recordings: any container libsndfile or FFmpeg reads, down-mixed and resampled."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from sentinel.errors import AudioError, DataError
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif"})
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return data.mean(axis=1), int(sr)
+
+
+def _read_av(path: Path) -> tuple[np.ndarray, int]:
+    import av  # imported lazily: only for what libsndfile cannot read
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise AudioError(f"{path}: no audio stream; give a recording with sound in it")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono")
+        chunks = []
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+        sr = stream.codec_context.sample_rate or stream.rate
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), int(sr)
+
+
+def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
+    """Mono float32 waveform [N] at `sample_rate`. Raises AudioError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        data, sr = _read_soundfile(path)
+    except Exception as sf_err:  # libsndfile refuses it: let FFmpeg try before giving up
+        try:
+            data, sr = _read_av(path)
+        except AudioError:
+            raise
+        except Exception:
+            raise AudioError(f"{path}: cannot decode audio ({sf_err}); is the file complete?") from None
+    if data.size == 0:
+        raise AudioError(f"{path}: holds no audio samples; re-record or remove it")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples; re-export it")
+    wave = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
+    if sr != sample_rate:
+        wave = AF.resample(wave, sr, sample_rate)
+    return wave
+
+
+def find_audio(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files, folders (recursively) and glob patterns into a sorted list of audio files."""
+    found: set[Path] = set()
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found.update(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+        elif p.is_file():
+            found.add(p)
+        elif glob.has_magic(str(p)):
+            found.update(Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
+        else:
+            raise DataError(f"{p}: no such file or folder")
+    return sorted(found)

@@ -1,0 +1,173 @@
+"""Model bundles: a folder with `weights.safetensors` and `bundle.json`.
+
+Everything needed to score travels together: network weights, feature normalisation, normal
+statistics (tensors, in safetensors) and the model, scheduler, feature and scoring configs
+plus calibration (JSON). Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import TypeAdapter, ValidationError
+from safetensors.torch import load_file, save_file
+
+from sentinel import __version__
+from sentinel.diffusion.schedulers import SchedulerConfig
+from sentinel.diffusion.unet import UNet, UNetConfig
+from sentinel.errors import BundleError
+from sentinel.features.extractor import FeatureExtractor
+from sentinel.features.spec import FeatureSpec
+from sentinel.scoring.calibration import Calibration
+from sentinel.scoring.scorer import DiffusionScorer, NormalStats, ScoringConfig
+
+FORMAT = "sentinel-bundle"
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+META = "bundle.json"
+
+
+@dataclass
+class Bundle:
+    model: UNet
+    extractor: FeatureExtractor
+    scheduler: SchedulerConfig
+    scoring: ScoringConfig
+    stats: NormalStats
+    calibration: Calibration | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    bundle_id: str = ""
+    path: Path | None = None
+
+    @property
+    def features(self) -> FeatureSpec:
+        return self.extractor.spec
+
+    @property
+    def threshold(self) -> float | None:
+        return self.calibration.threshold if self.calibration else None
+
+    def scorer(self, device: torch.device | str = "cpu", scoring: ScoringConfig | None = None) -> DiffusionScorer:
+        return DiffusionScorer(
+            self.model, self.scheduler, self.extractor, scoring or self.scoring, self.stats, device=device
+        )
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _meta(bundle: Bundle) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "bundle_id": bundle.bundle_id,
+        "sentinel_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "features": bundle.features.to_dict(),
+        "feature_hash": bundle.features.digest(),
+        "model": bundle.model.config.to_dict(),
+        "scheduler": bundle.scheduler.to_dict(),
+        "scoring": bundle.scoring.to_dict(),
+        "normal_stats": bundle.stats.json(),
+        "calibration": bundle.calibration.to_dict() if bundle.calibration else None,
+        "training": bundle.training,
+    }
+
+
+def save_bundle(bundle: Bundle, path: str | Path) -> Path:
+    """Write the bundle folder (weights first, JSON last, each atomically)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v for k, v in bundle.model.state_dict().items()}
+    tensors["features.bin_mean"] = bundle.extractor.bin_mean
+    tensors["features.bin_std"] = bundle.extractor.bin_std
+    tensors.update(bundle.stats.tensors())
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _atomic_write(path / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
+    bundle.bundle_id = hashlib.sha256((path / WEIGHTS).read_bytes()).hexdigest()[:12]
+    bundle.path = path
+    write_meta(bundle)
+    return path
+
+
+def write_meta(bundle: Bundle) -> None:
+    """Rewrite only bundle.json (e.g. after calibration); the weights stay as they are."""
+    assert bundle.path is not None
+    text = json.dumps(_meta(bundle), indent=2) + "\n"
+    _atomic_write(bundle.path / META, lambda p: p.write_text(text))
+
+
+def _typed(kind: type, value: Any, where: str, path: Path):
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(x) for x in err["loc"])
+        raise BundleError(f"bundle {path}: {where}.{key}: {err['msg']}; retrain the bundle with this version") from None
+
+
+def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) -> Bundle:
+    """Load a bundle; refuse one from another format version or with a different feature spec."""
+    path = Path(path)
+    meta_path, weights_path = path / META, path / WEIGHTS
+    if not path.is_dir():
+        raise BundleError(f"bundle {path}: no such folder; train one with `sentinel train --out {path}`")
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise BundleError(f"bundle {path}: missing {META} or {WEIGHTS}; is training finished?")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BundleError(f"bundle {path}: {META} is not valid JSON ({e}); restore or retrain it") from None
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"bundle {path}: format {meta.get('format')!r} version {meta.get('format_version')!r}, "
+            f"this Sentinel reads {FORMAT!r} version {FORMAT_VERSION}; retrain it with this version"
+        )
+    spec = _typed(FeatureSpec, meta.get("features"), "features", path)
+    if spec.digest() != meta.get("feature_hash"):
+        raise BundleError(
+            f"bundle {path}: feature spec does not match its hash ({meta.get('feature_hash')} stored, "
+            f"{spec.digest()} computed); the bundle was edited or is damaged, retrain it"
+        )
+    if expect_features is not None and expect_features != spec:
+        diff = [k for k, v in spec.to_dict().items() if expect_features.to_dict()[k] != v]
+        raise BundleError(
+            f"bundle {path}: its features differ from the configured ones in {', '.join(diff)}; "
+            "use the bundle's features or retrain"
+        )
+    model_cfg = _typed(UNetConfig, meta.get("model"), "model", path)
+    scheduler = _typed(SchedulerConfig, meta.get("scheduler"), "scheduler", path)
+    scoring = _typed(ScoringConfig, meta.get("scoring"), "scoring", path)
+    try:
+        tensors = load_file(str(weights_path))
+        model = UNet(model_cfg)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        extractor = FeatureExtractor(spec)
+        extractor.bin_mean.copy_(tensors["features.bin_mean"])
+        extractor.bin_std.copy_(tensors["features.bin_std"])
+        stats = NormalStats.from_parts(tensors, meta["normal_stats"])
+        calibration = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
+    except (KeyError, RuntimeError, TypeError, ValueError, OSError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BundleError(f"bundle {path}: weights do not match its config ({msg}); retrain it") from None
+    return Bundle(
+        model=model.eval(),
+        extractor=extractor,
+        scheduler=scheduler,
+        scoring=scoring,
+        stats=stats,
+        calibration=calibration,
+        training=meta.get("training", {}),
+        bundle_id=meta.get("bundle_id", ""),
+        path=path,
+    )

@@ -1,0 +1,308 @@
+"""The `sentinel` command: parse, load config, dispatch; every command returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sentinel import __version__
+from sentinel.errors import DataError, SentinelError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _warn(msg: str) -> None:
+    print(f"sentinel: warning: {msg}", file=sys.stderr, flush=True)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return v
+
+
+def _quantile(text: str) -> float:
+    v = _positive_float(text)
+    if not v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return v
+
+
+# -- shared helpers ----------------------------------------------------------------------------
+@dataclass
+class _Scored:
+    path: Path
+    starts_s: list[float]
+    window_s: float
+    scores: np.ndarray
+    file_score: float
+
+
+def _score_files(bundle, scorer, paths: Sequence[str | Path], must_find: bool = True) -> list[_Scored]:
+    from sentinel.audio import find_audio, load_audio
+    from sentinel.errors import AudioError
+
+    files = find_audio(paths)
+    if not files and must_find:
+        raise DataError(f"{', '.join(map(str, paths))}: no audio files found")
+    out = []
+    for f in files:
+        try:
+            wave = load_audio(f, bundle.features.sample_rate)
+        except AudioError as e:
+            _warn(f"skipped {e}")
+            continue
+        if wave.numel() < bundle.features.window_samples:
+            _warn(f"skipped {f}: {wave.numel() / bundle.features.sample_rate:.2f} s is shorter than one "
+                  f"window ({bundle.features.window_seconds:.2f} s)")
+            continue
+        res = scorer.score_recording(wave)
+        scores = res.scores.numpy()
+        agg = float(scores.max() if scorer.config.file_aggregate == "max" else scores.mean())
+        out.append(_Scored(f, res.starts_s, res.window_s, scores, agg))
+    return out
+
+
+def _load(bundle_path: str, device: str):
+    from sentinel.bundle import load_bundle
+    from sentinel.devices import resolve_device
+
+    dev = resolve_device(device)
+    bundle = load_bundle(bundle_path)
+    return bundle, bundle.scorer(dev)
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sentinel.config import load_config
+    from sentinel.devices import resolve_device
+    from sentinel.logs import get_logger
+    from sentinel.training.trainer import train
+
+    cfg = load_config(args.config)
+    overrides = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes),
+                                   ("seed", args.seed)) if v is not None}
+    tcfg = dataclasses.replace(cfg.training, **overrides)
+    device = resolve_device(args.device or cfg.device)
+    log = get_logger("sentinel.train")
+    result = train(
+        data=args.data, out=args.out, features=cfg.features, model_config=cfg.model,
+        scheduler_config=cfg.scheduler, scoring=cfg.scoring, config=tcfg, device=device,
+        resume=args.resume, log=log.info, on_file_error=lambda m: _warn(f"skipped {m}"),
+    )
+    print(json.dumps({"bundle": str(args.out), "bundle_id": result.bundle.bundle_id, "steps": result.steps,
+                      "seconds": round(result.seconds, 1), "final_loss": round(result.final_loss, 5)}))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from sentinel.bundle import write_meta
+    from sentinel.scoring.calibration import calibrate
+
+    bundle, scorer = _load(args.bundle, args.device)
+    scored = _score_files(bundle, scorer, args.normal)
+    if not scored:
+        raise DataError(f"{', '.join(args.normal)}: no readable normal recordings to calibrate on")
+    scores = np.concatenate([s.scores for s in scored])
+    rate = args.false_alarms_per_hour if args.quantile is None else None
+    if rate is None and args.quantile is None:
+        rate = 1.0
+    try:
+        cal = calibrate(scores, scorer.config.hop_seconds, len(scored), false_alarms_per_hour=rate,
+                        quantile=args.quantile)
+    except ValueError as e:
+        raise DataError(f"calibration: {e}") from None
+    bundle.calibration = cal
+    write_meta(bundle)
+    flagged = int((scores > cal.threshold).sum())
+    print(json.dumps({"bundle": str(args.bundle), "threshold": round(cal.threshold, 4), "method": cal.method,
+                      "target": cal.target, "normal_windows": cal.n_windows, "normal_files": cal.n_files,
+                      "normal_windows_above": flagged}))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    bundle, scorer = _load(args.bundle, args.device)
+    thr = bundle.threshold
+    started = time.perf_counter()
+    scored = _score_files(bundle, scorer, args.paths)
+    elapsed = time.perf_counter() - started
+    if not scored:
+        raise DataError("no file could be scored; see the warnings above")
+    flag = (lambda s: None) if thr is None else (lambda s: bool(s > thr))
+    out = sys.stdout
+    if args.format == "jsonl":
+        for s in scored:
+            for start, score in zip(s.starts_s, s.scores.tolist(), strict=True):
+                if args.only_anomalies and not flag(score):
+                    continue
+                out.write(json.dumps({"kind": "window", "file": str(s.path), "start_s": round(start, 3),
+                                      "end_s": round(start + s.window_s, 3), "score": round(score, 4),
+                                      "threshold": thr, "anomaly": flag(score)}) + "\n")
+            out.write(json.dumps({"kind": "file", "file": str(s.path), "score": round(s.file_score, 4),
+                                  "anomaly": flag(s.file_score)}) + "\n")
+    else:
+        thr_text = "uncalibrated" if thr is None else f"{thr:.3f}"
+        out.write(f"bundle {bundle.bundle_id}  threshold {thr_text}\n")
+        for s in scored:
+            out.write(f"\n{s.path}  file score {s.file_score:.3f}"
+                      f"{'  ANOMALOUS' if flag(s.file_score) else ''}\n")
+            out.write(f"  {'start s':>8} {'end s':>8} {'score':>8}\n")
+            for start, score in zip(s.starts_s, s.scores.tolist(), strict=True):
+                if args.only_anomalies and not flag(score):
+                    continue
+                mark = "  <-- anomaly" if flag(score) else ""
+                out.write(f"  {start:8.2f} {start + s.window_s:8.2f} {score:8.3f}{mark}\n")
+    audio_s = sum(s.starts_s[-1] + s.window_s for s in scored)
+    print(f"sentinel: scored {audio_s:.1f} s of audio in {elapsed:.1f} s "
+          f"(real-time factor {audio_s / max(elapsed, 1e-9):.1f})", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from sklearn.metrics import roc_auc_score
+
+    bundle, scorer = _load(args.bundle, args.device)
+    normal = _score_files(bundle, scorer, args.normal)
+    anomalous = _score_files(bundle, scorer, args.anomalous)
+    if not normal or not anomalous:
+        raise DataError("eval needs at least one readable normal and one anomalous recording")
+    y = np.array([0] * len(normal) + [1] * len(anomalous))
+    s = np.array([r.file_score for r in normal + anomalous])
+    result = {
+        "bundle_id": bundle.bundle_id,
+        "auc": float(roc_auc_score(y, s)),
+        "pauc": float(roc_auc_score(y, s, max_fpr=0.1)),
+        "max_fpr": 0.1,
+        "n_normal": len(normal),
+        "n_anomalous": len(anomalous),
+        "threshold": bundle.threshold,
+    }
+    if bundle.threshold is not None:
+        result["tpr_at_threshold"] = float((s[y == 1] > bundle.threshold).mean())
+        result["fpr_at_threshold"] = float((s[y == 0] > bundle.threshold).mean())
+    if args.plot:
+        from sentinel.plots import roc_plot
+
+        roc_plot(y, s, bundle.threshold, args.plot, title=f"bundle {bundle.bundle_id}")
+        result["plot"] = str(args.plot)
+    if args.format == "json":
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>18}  {v:.4f}" if isinstance(v, float) else f"{k:>18}  {v}")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="sentinel",
+        description="Sentinel: learn what normal sounds like with a diffusion model, then flag what "
+        "does not. Train on normal recordings, calibrate a threshold, score or evaluate recordings.",
+    )
+    p.add_argument("--version", action="version", version=f"sentinel {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="log verbosity on stderr (default: info)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model bundle on folders of normal recordings",
+                       description="Train the diffusion denoiser on normal recordings (folders are searched "
+                       "recursively) and write a bundle: weights.safetensors + bundle.json.")
+    t.add_argument("--data", action="append", required=True, metavar="DIR",
+                   help="folder, file or glob of normal recordings (repeatable)")
+    t.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder to write")
+    t.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
+    t.add_argument("--steps", type=_positive_int, help="optimiser steps (overrides training.steps)")
+    t.add_argument("--max-minutes", type=_positive_float, metavar="M", help="wall-clock training budget")
+    t.add_argument("--seed", type=int, help="random seed (overrides training.seed)")
+    t.add_argument("--device", help="auto, cpu or cuda[:N] (overrides device)")
+    t.add_argument("--resume", action="store_true", help="continue from BUNDLE/checkpoint.pt")
+    t.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("calibrate", help="set the alarm threshold from normal recordings",
+                       description="Score normal recordings and store a window threshold in the bundle, "
+                       "by a target false-alarm rate (default 1 per hour) or a quantile of normal scores.")
+    c.add_argument("bundle", metavar="BUNDLE")
+    c.add_argument("--normal", action="append", required=True, metavar="DIR",
+                   help="folder, file or glob of normal recordings (repeatable)")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--false-alarms-per-hour", type=_positive_float, metavar="R",
+                   help="target false alarms per hour of normal audio (default 1)")
+    g.add_argument("--quantile", type=_quantile, metavar="Q", help="threshold at this quantile of normal scores")
+    c.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    c.set_defaults(func=cmd_calibrate)
+
+    s = sub.add_parser("score", help="score recordings window by window",
+                       description="Score each recording in overlapping windows. jsonl prints one line per "
+                       "window and one per file (file score = max of its window scores by default).")
+    s.add_argument("bundle", metavar="BUNDLE")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or globs")
+    s.add_argument("--format", choices=["jsonl", "table"], default="table", help="output format (default table)")
+    s.add_argument("--only-anomalies", action="store_true", help="print only windows above the threshold")
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    s.set_defaults(func=cmd_score)
+
+    e = sub.add_parser("eval", help="file-level AUC and pAUC on labelled recordings",
+                       description="Score normal and anomalous recordings and report file-level AUC and "
+                       "pAUC (max FPR 0.1, as DCASE does), with an optional ROC and histogram plot.")
+    e.add_argument("bundle", metavar="BUNDLE")
+    e.add_argument("--normal", action="append", required=True, metavar="DIR", help="normal recordings")
+    e.add_argument("--anomalous", action="append", required=True, metavar="DIR", help="anomalous recordings")
+    e.add_argument("--plot", metavar="PNG", help="write a ROC curve and score histograms here")
+    e.add_argument("--format", choices=["json", "table"], default="table", help="output format (default table)")
+    e.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    e.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from sentinel.logs import configure
+
+    configure("debug" if args.debug else args.log_level)
+    try:
+        return int(args.func(args))
+    except SentinelError as e:
+        if args.debug:
+            traceback.print_exc()
+        for line in str(e).splitlines():
+            print(f"sentinel: error: {line}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("sentinel: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,279 @@
+"""The diffusion anomaly scorer: noise part-way, denoise back, measure how far it lands.
+
+Per window, four raw components, each turned into a z-score with statistics of normal audio
+and then combined:
+- recon_mean: mean of the per-bin z-scored squared reconstruction residual (stationary faults);
+- recon_topk: mean of the top-k smoothed residual bins (short local events a mean would hide);
+- feature:    1 - cosine between the denoiser's multi-scale encoder features of the input and
+              of its reconstruction (the semantic discrepancy);
+- embedding:  Mahalanobis distance of the input's pooled encoder features to those of normal
+              windows (level and ratio faults that the network reconstructs perfectly well).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import ConfigDict, Field
+from sklearn.covariance import LedoitWolf
+
+from sentinel.diffusion.schedulers import DDIMScheduler, NoiseSchedule, SchedulerConfig
+from sentinel.diffusion.unet import UNet
+from sentinel.features.extractor import FeatureExtractor
+from sentinel.windows import sliding_windows
+
+COMPONENTS = ("recon_mean", "recon_topk", "feature", "embedding")
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How windows are scored and combined. Saved in the bundle; may be overridden at score time."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    strengths: Annotated[
+        tuple[float, ...],
+        Field(min_length=1, description="Noise levels as a fraction of T (0.2 -> t = 199); several are averaged."),
+    ] = field(default=(0.2, 0.4))
+    steps: Annotated[
+        int, Field(ge=1, description="DDIM denoising steps per strength; 1 predicts x0 in one pass.")
+    ] = 1
+    noise_seed: Annotated[
+        int, Field(description="Seed of the fixed noise: the same audio always gets the same score.")
+    ] = 0
+    feature_timestep: Annotated[
+        int, Field(ge=0, description="Timestep at which encoder features are read for the semantic terms.")
+    ] = 0
+    topk_fraction: Annotated[
+        float, Field(gt=0, le=1, description="Fraction of time-frequency bins in the top-k residual pool.")
+    ] = 0.01
+    smoothing: Annotated[int, Field(ge=1, description="Box-filter size (bins) applied before top-k pooling.")] = 3
+    weights: Annotated[
+        dict[Literal["recon_mean", "recon_topk", "feature", "embedding"], float],
+        Field(description="Weight of each normalised component in the combined score (0 disables it)."),
+    ] = field(default_factory=lambda: {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 1.0, "embedding": 1.0})
+    combine: Annotated[
+        Literal["mean", "max"], Field(description="Weighted mean of component z-scores, or their weighted max.")
+    ] = "mean"
+    hop_seconds: Annotated[float, Field(gt=0, description="Hop between windows when scoring a file, s.")] = 0.5
+    file_aggregate: Annotated[
+        Literal["max", "mean"], Field(description="File score from window scores: max (any window) or mean.")
+    ] = "max"
+    batch_size: Annotated[int, Field(ge=1, description="Windows per network batch.")] = 64
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["strengths"] = list(self.strengths)
+        return d
+
+
+@dataclass
+class ScoreResult:
+    scores: torch.Tensor
+    """[B] combined score per window (a z-like number: about 0 for typical normal audio)."""
+    components: dict[str, torch.Tensor]
+    """[B] raw (un-normalised) value of each component."""
+
+
+@dataclass
+class NormalStats:
+    """Statistics of normal audio that turn raw components into comparable z-scores."""
+
+    residual_mean: torch.Tensor  # [H, W]
+    residual_std: torch.Tensor  # [H, W]
+    embed_mean: torch.Tensor  # [D]
+    embed_precision: torch.Tensor  # [D, D]
+    component_mean: dict[str, float]
+    component_std: dict[str, float]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            "stats.residual_mean": self.residual_mean,
+            "stats.residual_std": self.residual_std,
+            "stats.embed_mean": self.embed_mean,
+            "stats.embed_precision": self.embed_precision,
+        }
+
+    def json(self) -> dict:
+        return {"component_mean": self.component_mean, "component_std": self.component_std}
+
+    def to(self, device: torch.device) -> NormalStats:
+        return dataclasses.replace(
+            self, **{k.split(".", 1)[1]: v.to(device) for k, v in self.tensors().items()}
+        )
+
+    @classmethod
+    def from_parts(cls, tensors: dict[str, torch.Tensor], meta: dict) -> NormalStats:
+        return cls(
+            residual_mean=tensors["stats.residual_mean"],
+            residual_std=tensors["stats.residual_std"],
+            embed_mean=tensors["stats.embed_mean"],
+            embed_precision=tensors["stats.embed_precision"],
+            component_mean=dict(meta["component_mean"]),
+            component_std=dict(meta["component_std"]),
+        )
+
+
+@dataclass
+class RecordingScores:
+    starts_s: list[float]
+    """Start of each window, seconds from the beginning of the recording."""
+    window_s: float
+    scores: torch.Tensor
+    """[n] combined score of each window."""
+    components: dict[str, torch.Tensor]
+
+
+@dataclass
+class _Raw:
+    residual: torch.Tensor  # [B, H, W]
+    feature: torch.Tensor  # [B]
+    embedding: torch.Tensor  # [B, D]
+
+
+def _pool_features(feats: list[torch.Tensor]) -> torch.Tensor:
+    """Mean and std over time-frequency of every channel at every scale -> [B, D]."""
+    parts = []
+    for f in feats:
+        flat = f.flatten(2)
+        parts += [flat.mean(-1), flat.std(-1)]
+    return torch.cat(parts, dim=1)
+
+
+class DiffusionScorer:
+    """Scores batches of waveform windows. Thread-compatible: it keeps no per-call state."""
+
+    def __init__(
+        self,
+        model: UNet,
+        scheduler_config: SchedulerConfig,
+        extractor: FeatureExtractor,
+        config: ScoringConfig,
+        stats: NormalStats | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.extractor = extractor.to(self.device)
+        self.scheduler_config = scheduler_config
+        self.schedule = NoiseSchedule(scheduler_config)
+        self.config = config
+        self.stats = stats.to(self.device) if stats is not None else None
+        self.timesteps = [self.schedule.strength_to_timestep(s) for s in config.strengths]
+        # One fixed noise draw per strength, made on the CPU so every device sees the same numbers.
+        gen = torch.Generator().manual_seed(config.noise_seed)
+        shape = extractor.spec.input_shape
+        self.noise = torch.randn((len(self.timesteps), *shape), generator=gen).to(self.device)
+
+    # -- reconstruction -------------------------------------------------------------------------
+    def reconstruct(self, x0: torch.Tensor) -> list[torch.Tensor]:
+        """One reconstruction of x0 per strength."""
+        cfg = self.config
+        if cfg.steps == 1:
+            # All strengths in one network pass: x̂0 from x_t is exact algebra on epŝ.
+            n, b = len(self.timesteps), x0.shape[0]
+            t = torch.tensor(self.timesteps, device=self.device).repeat_interleave(b)
+            noise = self.noise.repeat_interleave(b, dim=0)
+            xt = self.schedule.add_noise(x0.repeat(n, 1, 1, 1), noise, t)
+            x0_hat = self.schedule.pred_original(xt, self.model(xt, t), t)
+            return list(x0_hat.split(b))
+        out = []
+        for i, strength in enumerate(cfg.strengths):
+            sched = DDIMScheduler(self.scheduler_config)  # schedulers hold state: one per call
+            sched.set_timesteps(cfg.steps, strength=strength)
+            x = self.schedule.add_noise(x0, self.noise[i].expand_as(x0), int(sched.timesteps[0]))
+            for t in sched.timesteps.tolist():
+                x = sched.step(self.model(x, t), t, x).prev_sample
+            out.append(x)
+        return out
+
+    @torch.inference_mode()
+    def _raw(self, windows: torch.Tensor) -> _Raw:
+        x0 = self.extractor(windows.to(self.device, torch.float32))
+        recons = self.reconstruct(x0)
+        residual = torch.stack([(r - x0).pow(2).mean(1) for r in recons]).mean(0)
+        feats = self.model.encode(torch.cat([x0, *recons]), self.config.feature_timestep)
+        b = x0.shape[0]
+        discrepancy = []
+        for f in feats:
+            ref, rec = f[:b], f[b:].reshape(len(recons), b, *f.shape[1:])
+            cos = F.cosine_similarity(ref.unsqueeze(0), rec, dim=2)  # [L, B, h, w]
+            discrepancy.append((1 - cos).mean(dim=(0, 2, 3)))
+        embedding = _pool_features([f[:b] for f in feats])
+        return _Raw(residual, torch.stack(discrepancy).mean(0), embedding)
+
+    def _raw_batched(self, windows: torch.Tensor) -> _Raw:
+        parts = [self._raw(chunk) for chunk in windows.split(self.config.batch_size)]
+        return _Raw(*(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(_Raw)))
+
+    # -- components -----------------------------------------------------------------------------
+    def _components(self, raw: _Raw, stats: NormalStats) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        z = (raw.residual - stats.residual_mean) / stats.residual_std
+        k = cfg.smoothing
+        smooth = F.avg_pool2d(z.unsqueeze(1), k, stride=1, padding=k // 2, count_include_pad=False).flatten(1)
+        top = max(1, int(round(cfg.topk_fraction * smooth.shape[1])))
+        d = raw.embedding - stats.embed_mean
+        maha = ((d @ stats.embed_precision) * d).sum(1).clamp_min(0).sqrt()
+        return {
+            "recon_mean": z.flatten(1).mean(1),
+            "recon_topk": smooth.topk(top, dim=1).values.mean(1),
+            "feature": raw.feature,
+            "embedding": maha,
+        }
+
+    def _combine(self, comps: dict[str, torch.Tensor], stats: NormalStats) -> torch.Tensor:
+        w = {k: v for k, v in self.config.weights.items() if v > 0}
+        if not w:
+            raise ValueError("scoring.weights: every component weight is 0; enable at least one")
+        zs = torch.stack([(comps[k] - stats.component_mean[k]) / stats.component_std[k] * v for k, v in w.items()])
+        return zs.max(0).values if self.config.combine == "max" else zs.sum(0) / sum(w.values())
+
+    # -- public API -----------------------------------------------------------------------------
+    def fit(self, fit_windows: torch.Tensor, holdout_windows: torch.Tensor) -> NormalStats:
+        """Fit residual, embedding and component statistics on normal windows.
+
+        Bin and embedding statistics come from `fit_windows`; the component z-scaling from
+        `holdout_windows`, which the first stage never saw, so that normal scores are honest.
+        """
+        raw = self._raw_batched(fit_windows)
+        cov = LedoitWolf().fit(raw.embedding.double().cpu().numpy())
+        stats = NormalStats(
+            residual_mean=raw.residual.mean(0),
+            residual_std=raw.residual.std(0).clamp_min(1e-6),
+            embed_mean=torch.as_tensor(cov.location_, dtype=torch.float32, device=self.device),
+            embed_precision=torch.as_tensor(cov.precision_, dtype=torch.float32, device=self.device),
+            component_mean={},
+            component_std={},
+        )
+        comps = self._components(self._raw_batched(holdout_windows), stats)
+        for name, values in comps.items():
+            stats.component_mean[name] = float(values.mean())
+            stats.component_std[name] = float(np.maximum(values.std().item(), 1e-6))
+        self.stats = stats
+        return stats
+
+    def score_recording(self, wave: torch.Tensor) -> RecordingScores:
+        """Score a whole recording [N] in overlapping windows (hop from the config)."""
+        spec = self.extractor.spec
+        hop = max(1, round(self.config.hop_seconds * spec.sample_rate))
+        w = sliding_windows(wave, spec.window_samples, hop)
+        res = self.score(w.samples)
+        return RecordingScores([s / spec.sample_rate for s in w.starts], spec.window_seconds, res.scores,
+                               res.components)
+
+    def score(self, windows: torch.Tensor) -> ScoreResult:
+        """Score waveform windows [B, window_samples] (any device). Deterministic."""
+        if self.stats is None:
+            raise RuntimeError("scorer has no normal statistics; fit() it or load a trained bundle")
+        if windows.shape[0] == 0:
+            empty = torch.zeros(0)
+            return ScoreResult(empty, {k: empty for k in COMPONENTS})
+        comps = self._components(self._raw_batched(windows), self.stats)
+        scores = self._combine(comps, self.stats)
+        return ScoreResult(scores.cpu(), {k: v.cpu() for k, v in comps.items()})

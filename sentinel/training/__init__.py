@@ -1,0 +1,1 @@
+"""Training the denoiser on normal recordings."""

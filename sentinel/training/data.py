@@ -1,0 +1,69 @@
+"""Normal recordings for training: read once, kept as log-mels, cut into random windows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sentinel.audio import find_audio, load_audio
+from sentinel.errors import AudioError, DataError
+from sentinel.features.spec import FeatureSpec
+
+
+@dataclass
+class Recording:
+    path: Path
+    wave: torch.Tensor  # [N] at the model rate
+
+
+def load_recordings(
+    paths: list[str | Path], spec: FeatureSpec, on_error: Callable[[str], None] | None = None
+) -> list[Recording]:
+    """Every readable recording at least one window long. Bad files are reported and skipped."""
+    files = find_audio(paths)
+    if not files:
+        raise DataError(f"{', '.join(map(str, paths))}: no audio files found (wav, flac, ogg, mp3, ...)")
+    out = []
+    for f in files:
+        try:
+            wave = load_audio(f, spec.sample_rate)
+        except AudioError as e:
+            if on_error:
+                on_error(str(e))
+            continue
+        if wave.numel() < spec.window_samples:
+            if on_error:
+                on_error(f"{f}: {wave.numel() / spec.sample_rate:.2f} s is shorter than one window "
+                         f"({spec.window_seconds:.2f} s); skipped")
+            continue
+        out.append(Recording(f, wave))
+    if not out:
+        raise DataError(f"{', '.join(map(str, paths))}: none of {len(files)} audio files is usable")
+    return out
+
+
+class CropSampler:
+    """Random window-sized crops of whole-recording log-mels.
+
+    Computing each recording's spectrogram once and cropping frames is many times cheaper than
+    transforming every random waveform window, and gives the same frames (centred STFT).
+    """
+
+    def __init__(self, log_mels: list[torch.Tensor], window_frames: int) -> None:
+        self.log_mels = [m for m in log_mels if m.shape[-1] >= window_frames]
+        self.frames = window_frames
+        lengths = torch.tensor([m.shape[-1] - window_frames + 1 for m in self.log_mels], dtype=torch.float)
+        self.weights = lengths / lengths.sum()
+
+    def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """[batch, n_mels, window_frames]."""
+        which = torch.multinomial(self.weights, batch, replacement=True, generator=generator)
+        crops = []
+        for i in which.tolist():
+            m = self.log_mels[i]
+            start = int(torch.randint(0, m.shape[-1] - self.frames + 1, (1,), generator=generator))
+            crops.append(m[:, start : start + self.frames])
+        return torch.stack(crops)

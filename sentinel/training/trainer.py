@@ -1,0 +1,216 @@
+"""Training loop: epsilon-prediction on random normal windows, EMA weights, checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from pydantic import ConfigDict, Field
+from tqdm import tqdm
+
+from sentinel.bundle import Bundle, save_bundle
+from sentinel.diffusion.schedulers import NoiseSchedule, SchedulerConfig
+from sentinel.diffusion.unet import UNet, UNetConfig
+from sentinel.errors import BundleError
+from sentinel.features.extractor import FeatureExtractor
+from sentinel.features.spec import FeatureSpec
+from sentinel.scoring.scorer import DiffusionScorer, ScoringConfig
+from sentinel.training.data import CropSampler, Recording, load_recordings
+from sentinel.windows import sliding_windows
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation settings. Command-line flags override steps, max_minutes and seed."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    steps: Annotated[int, Field(ge=1, description="Optimiser steps (the budget that ends first wins).")] = 1500
+    max_minutes: Annotated[
+        float | None, Field(gt=0, description="Wall-clock budget in minutes; null = no limit.")
+    ] = None
+    batch_size: Annotated[int, Field(ge=1, description="Windows per optimiser step.")] = 32
+    learning_rate: Annotated[float, Field(gt=0, description="AdamW peak learning rate.")] = 1e-3
+    warmup_steps: Annotated[int, Field(ge=0, description="Linear learning-rate warm-up steps.")] = 100
+    weight_decay: Annotated[float, Field(ge=0, description="AdamW weight decay.")] = 0.0
+    ema_decay: Annotated[float, Field(ge=0, lt=1, description="EMA decay of the weights that get saved.")] = 0.995
+    grad_clip: Annotated[float, Field(gt=0, description="Gradient-norm clipping.")] = 1.0
+    timestep_fraction: Annotated[
+        float,
+        Field(gt=0, le=1, description="Train on t < fraction * T only: scoring never noises further."),
+    ] = 0.5
+    checkpoint_every: Annotated[int, Field(ge=1, description="Steps between checkpoints (for --resume).")] = 250
+    holdout_fraction: Annotated[
+        float, Field(ge=0, lt=1, description="Share of recordings held out to normalise score components.")
+    ] = 0.15
+    fit_windows: Annotated[
+        int, Field(ge=16, description="Most windows used to fit residual and embedding statistics.")
+    ] = 1024
+    seed: Annotated[int, Field(description="Seed of data order, noise and initial weights.")] = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    bundle: Bundle
+    steps: int
+    seconds: float
+    final_loss: float
+
+
+def _split(recs: list[Recording], fraction: float, seed: int) -> tuple[list[Recording], list[Recording]]:
+    if len(recs) < 2 or fraction == 0:
+        return recs, recs  # too little data to hold any out: normalise on what we trained on
+    order = torch.randperm(len(recs), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_hold = min(len(recs) - 1, max(1, round(fraction * len(recs))))
+    return [recs[i] for i in order[n_hold:]], [recs[i] for i in order[:n_hold]]
+
+
+def _windows(recs: list[Recording], spec: FeatureSpec, limit: int, seed: int) -> torch.Tensor:
+    hop = spec.window_samples // 2
+    w = torch.cat([sliding_windows(r.wave, spec.window_samples, hop).samples for r in recs])
+    if w.shape[0] > limit:
+        w = w[torch.randperm(w.shape[0], generator=torch.Generator().manual_seed(seed))[:limit]]
+    return w
+
+
+def _lr_factor(step: int, warmup: int) -> float:
+    return min(1.0, (step + 1) / warmup) if warmup else 1.0
+
+
+def train(
+    data: list[str | Path],
+    out: str | Path,
+    features: FeatureSpec,
+    model_config: UNetConfig,
+    scheduler_config: SchedulerConfig,
+    scoring: ScoringConfig,
+    config: TrainingConfig,
+    device: torch.device,
+    resume: bool = False,
+    log: Callable[..., None] | None = None,
+    on_file_error: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a denoiser on the normal recordings under `data` and write a bundle to `out`."""
+    log = log or (lambda event, **kw: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+
+    recs = load_recordings(data, features, on_error=on_file_error)
+    train_recs, holdout = _split(recs, config.holdout_fraction, config.seed)
+    log("data", recordings=len(recs), train=len(train_recs), holdout=len(holdout),
+        seconds=round(sum(r.wave.numel() for r in recs) / features.sample_rate, 1))
+
+    extractor = FeatureExtractor(features)
+    with torch.inference_mode():
+        log_mels = [extractor.log_mel(r.wave) for r in train_recs]
+    extractor.fit_normalisation(log_mels)
+    sampler = CropSampler([extractor.normalise(m) for m in log_mels], features.window_frames)
+    extractor = extractor.to(device)
+
+    model_config = dataclasses.replace(model_config, in_channels=features.channels)
+    _, h, w = features.input_shape
+    if h % model_config.downsampling or w % model_config.downsampling:
+        raise BundleError(
+            f"model.channel_mults: {len(model_config.channel_mults)} scales need an input divisible by "
+            f"{model_config.downsampling}, but the features give {h}x{w}; use fewer scales or larger windows"
+        )
+    model = UNet(model_config).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = NoiseSchedule(scheduler_config)
+    t_hi = max(1, math.ceil(config.timestep_fraction * schedule.num_train_timesteps))
+
+    step, elapsed, loss_avg = 0, 0.0, float("nan")
+    ckpt_path = out / CHECKPOINT
+    if resume:
+        if not ckpt_path.is_file():
+            raise BundleError(f"{ckpt_path}: no checkpoint to resume from; train without --resume")
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["generator"])
+        step, elapsed = int(ckpt["step"]), float(ckpt["elapsed"])
+        log("resumed", step=step)
+
+    def checkpoint() -> None:
+        state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                 "generator": gen.get_state(), "step": step, "elapsed": elapsed}
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, ckpt_path)
+
+    budget_s = config.max_minutes * 60 if config.max_minutes else math.inf
+    started = time.monotonic() - elapsed
+    model.train()
+    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=None, dynamic_ncols=True)
+    while step < config.steps and time.monotonic() - started < budget_s:
+        for group in opt.param_groups:
+            group["lr"] = config.learning_rate * _lr_factor(step, config.warmup_steps)
+        x0 = extractor.to_input(sampler.sample(config.batch_size, gen).to(device))
+        t = torch.randint(0, t_hi, (x0.shape[0],), generator=gen).to(device)
+        noise = torch.randn(x0.shape, generator=gen).to(device)
+        loss = F.mse_loss(model(schedule.add_noise(x0, noise, t), t), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+        # Warm the EMA up so that short CPU runs are not dominated by the random initial weights.
+        decay = min(config.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        value = loss.item()
+        loss_avg = value if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * value
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_avg:.4f}")
+        elapsed = time.monotonic() - started
+        if step % config.checkpoint_every == 0:
+            checkpoint()
+            log("checkpoint", step=step, loss=round(loss_avg, 5), seconds=round(elapsed, 1))
+    bar.close()
+    elapsed = time.monotonic() - started
+    checkpoint()
+    log("trained", steps=step, loss=round(loss_avg, 5), seconds=round(elapsed, 1))
+
+    scorer = DiffusionScorer(ema, scheduler_config, extractor, scoring, device=device)
+    stats = scorer.fit(
+        _windows(train_recs, features, config.fit_windows, config.seed),
+        _windows(holdout, features, config.fit_windows, config.seed + 1),
+    )
+    bundle = Bundle(
+        model=ema.cpu(),
+        extractor=extractor.cpu(),
+        scheduler=scheduler_config,
+        scoring=scoring,
+        stats=stats,
+        training={
+            "steps": step,
+            "seconds": round(elapsed, 1),
+            "final_loss": loss_avg,
+            "recordings": len(recs),
+            "data": [str(d) for d in data],
+            "device": str(device),
+            "config": config.to_dict(),
+        },
+    )
+    save_bundle(bundle, out)
+    log("bundle", path=str(out), bundle_id=bundle.bundle_id)
+    return TrainResult(bundle=bundle, steps=step, seconds=elapsed, final_loss=loss_avg)
