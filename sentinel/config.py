@@ -6,6 +6,8 @@ key's default, doc line and bounds live in exactly one place: beside the code th
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,14 +22,6 @@ from sentinel.scoring.scorer import ScoringConfig
 from sentinel.training.trainer import TrainingConfig
 
 
-class CalibrationConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    false_alarms_per_hour: Annotated[
-        float, Field(gt=0, description="Default target false alarms per hour of normal audio.")
-    ] = 1.0
-
-
 class SentinelConfig(BaseModel):
     """The whole configuration file."""
 
@@ -39,7 +33,6 @@ class SentinelConfig(BaseModel):
     scheduler: Annotated[SchedulerConfig, Field(description="Noise schedule.")] = SchedulerConfig()
     scoring: Annotated[ScoringConfig, Field(description="Scoring and combination.")] = ScoringConfig()
     training: Annotated[TrainingConfig, Field(description="Optimisation.")] = TrainingConfig()
-    calibration: Annotated[CalibrationConfig, Field(description="Thresholds.")] = CalibrationConfig()
 
 
 def _format_errors(source: str, err: ValidationError) -> str:
@@ -79,3 +72,43 @@ def load_config(path: str | Path | None) -> SentinelConfig:
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
     return parse_config(data, str(path))
+
+
+def _yaml_value(v: Any) -> str:
+    if isinstance(v, tuple):
+        v = list(v)
+    return yaml.safe_dump(v, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Field name -> description, for pydantic models and for our Annotated dataclasses."""
+    if issubclass(cls, BaseModel):
+        return {k: v.description or "" for k, v in cls.model_fields.items()}
+    hints = typing.get_type_hints(cls, include_extras=True)
+    docs = {}
+    for f in dataclasses.fields(cls):
+        meta = getattr(hints[f.name], "__metadata__", ())
+        docs[f.name] = next((m.description for m in meta if getattr(m, "description", None)), "")
+    return docs
+
+
+def example_yaml() -> str:
+    """The fully commented default config (configs/sentinel.yaml is this text; a test checks)."""
+    lines = [
+        "# Sentinel configuration. Every key is optional: shown here with its default.",
+        "# Unknown keys are refused; an error names the key, the value and what is wrong.",
+        "",
+    ]
+    defaults = SentinelConfig()
+    for name, info in SentinelConfig.model_fields.items():
+        value = getattr(defaults, name)
+        lines.append(f"# {info.description}")
+        if isinstance(value, str):
+            lines += [f"{name}: {_yaml_value(value)}", ""]
+            continue
+        lines.append(f"{name}:")
+        for key, doc in _field_docs(type(value)).items():
+            lines.append(f"  # {doc}")
+            lines.append(f"  {key}: {_yaml_value(getattr(value, key))}")
+        lines.append("")
+    return "\n".join(lines)

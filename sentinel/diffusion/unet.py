@@ -19,7 +19,9 @@ class UNetConfig:
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 
-    in_channels: Annotated[int, Field(gt=0, description="Input channels; set from the features.")] = 4
+    in_channels: Annotated[
+        int, Field(gt=0, description="Input channels; always set from the features (a value here is ignored).")
+    ] = 4
     base_channels: Annotated[int, Field(ge=8, description="Channels at the finest scale (multiple of 8).")] = 32
     channel_mults: Annotated[
         tuple[int, ...], Field(min_length=3, description="Channel multiplier per scale; one entry per scale (3+).")

@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets up what it needs.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+# torchaudio 2.11 needs a CUDA build of torch; 2.14.1 lies on local disk here and runs on the CPU.
+# On a GPU host with its own torch, override: make TORCH_SPEC="torch==2.11.0 torchaudio==2.11.0"
+TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
+DEMO    ?= demo-out
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m sentinel.demo $(DEMO)/data
+	$(VENV)/bin/sentinel train --config configs/demo.yaml --data $(DEMO)/data/normal --out $(DEMO)/bundle
+	$(VENV)/bin/sentinel calibrate $(DEMO)/bundle --normal $(DEMO)/data/normal --device cpu
+	$(VENV)/bin/sentinel score $(DEMO)/bundle $(DEMO)/data/recording.wav --only-anomalies --device cpu
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sentinel tests benchmarks
+
+test: $(STAMP) lint
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/quality.py
+
+clean:
+	rm -rf $(DEMO) bench-out .pytest_cache

@@ -1,0 +1,80 @@
+"""Shared fixtures: generated audio and a tiny bundle trained once per session by the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sentinel import synth
+
+torch.set_num_threads(2)
+
+# Small enough that training and scoring take seconds on two cores; same code paths as default.
+TINY_CONFIG = """
+device: cpu
+features: {n_mels: 32, window_frames: 16}
+model: {base_channels: 8, channel_mults: [1, 2, 2]}
+scoring: {hop_seconds: 0.128, batch_size: 32}
+training: {steps: 40, batch_size: 16, warmup_steps: 5, checkpoint_every: 20, fit_windows: 256}
+"""
+
+
+def sentinel_cmd() -> list[str]:
+    """The installed console script, as a user runs it."""
+    exe = shutil.which("sentinel", path=str(Path(sys.executable).parent)) or shutil.which("sentinel")
+    if exe is None:
+        pytest.fail("the `sentinel` console script is not installed; run `pip install -e .`")
+    return [exe]
+
+
+def run_cli(*args: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run([*sentinel_cmd(), *args], capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"sentinel {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    p.write_text(TINY_CONFIG)
+    return p
+
+
+@pytest.fixture(scope="session")
+def machine_data(tmp_path_factory) -> dict[str, Path]:
+    """normal/ (training), calib/ (more normal), test/normal_*.wav and test/anomalous_*.wav."""
+    root = tmp_path_factory.mktemp("machine")
+    rng = np.random.default_rng(1)
+    for sub in ("normal", "calib", "test"):
+        (root / sub).mkdir()
+    for i in range(12):
+        sf.write(root / "normal" / f"n{i:02d}.wav", synth.machine(rng, 3.0), 16000)
+    for i in range(4):
+        sf.write(root / "calib" / f"c{i:02d}.wav", synth.machine(rng, 3.0), 16000)
+    for i in range(4):
+        sf.write(root / "test" / f"normal_{i}.wav", synth.machine(rng, 3.0), 16000)
+        x = synth.inject(rng, synth.machine(rng, 3.0), at_s=1.0, kind=("rattle", "whine")[i % 2], seconds=1.0)
+        sf.write(root / "test" / f"anomalous_{i}.wav", x, 16000)
+    return {k: root / k for k in ("normal", "calib", "test")} | {"root": root}
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_config, machine_data) -> Path:
+    """A real bundle: `sentinel train` on generated normal audio, then `sentinel calibrate`."""
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    proc = run_cli("train", "--data", str(machine_data["normal"]), "--out", str(out), "--config",
+                   str(tiny_config), "--seed", "3", check=True)
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["steps"] == 40
+    run_cli("calibrate", str(out), "--normal", str(machine_data["calib"]), "--device", "cpu", check=True)
+    return out

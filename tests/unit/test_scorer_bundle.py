@@ -1,0 +1,79 @@
+"""Scorer determinism and bundle round trips, on a bundle trained by the real CLI."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from sentinel.bundle import load_bundle
+from sentinel.errors import BundleError
+from sentinel.features.spec import FeatureSpec
+from sentinel.scoring.scorer import ScoringConfig
+
+
+@pytest.fixture(scope="module")
+def windows(tiny_bundle):
+    spec = load_bundle(tiny_bundle).features
+    return torch.randn(5, spec.window_samples, generator=torch.Generator().manual_seed(0)) * 0.05
+
+
+def test_same_audio_same_score_in_any_batch(tiny_bundle, windows):
+    scorer = load_bundle(tiny_bundle).scorer("cpu")
+    a = scorer.score(windows).scores
+    b = scorer.score(windows).scores
+    alone = torch.cat([scorer.score(windows[i : i + 1]).scores for i in range(len(windows))])
+    assert torch.equal(a, b)
+    torch.testing.assert_close(a, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_multi_step_ddim_path_scores(tiny_bundle, windows):
+    bundle = load_bundle(tiny_bundle)
+    cfg = ScoringConfig(**{**bundle.scoring.to_dict(), "steps": 3, "strengths": (0.3,)})
+    res = bundle.scorer("cpu", cfg).score(windows)
+    assert res.scores.shape == (5,) and torch.isfinite(res.scores).all()
+    assert set(res.components) == {"recon_mean", "recon_topk", "feature", "embedding"}
+
+
+def test_round_trip_keeps_everything(tiny_bundle, tmp_path, windows):
+    from sentinel.bundle import save_bundle
+
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.calibration is not None and bundle.threshold is not None
+    copy = load_bundle(save_bundle(bundle, tmp_path / "copy"))
+    assert copy.features == bundle.features and copy.scoring == bundle.scoring
+    assert copy.threshold == bundle.threshold
+    torch.testing.assert_close(copy.scorer().score(windows).scores, bundle.scorer().score(windows).scores)
+
+
+def _edit(src, dst, change):
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "bundle.json").read_text())
+    change(meta)
+    (dst / "bundle.json").write_text(json.dumps(meta))
+    return dst
+
+
+def test_refuses_other_format_version(tiny_bundle, tmp_path):
+    p = _edit(tiny_bundle, tmp_path / "b", lambda m: m.update(format_version=99))
+    with pytest.raises(BundleError, match="version 99"):
+        load_bundle(p)
+
+
+def test_refuses_edited_feature_spec(tiny_bundle, tmp_path):
+    p = _edit(tiny_bundle, tmp_path / "b", lambda m: m["features"].update(n_mels=64))
+    with pytest.raises(BundleError, match="does not match its hash"):
+        load_bundle(p)
+
+
+def test_refuses_features_other_than_expected(tiny_bundle):
+    with pytest.raises(BundleError, match="n_mels"):
+        load_bundle(tiny_bundle, expect_features=FeatureSpec())
+
+
+def test_refuses_missing_or_incomplete(tiny_bundle, tmp_path):
+    with pytest.raises(BundleError, match="no such folder"):
+        load_bundle(tmp_path / "none")
+    (tmp_path / "half").mkdir()
+    with pytest.raises(BundleError, match="missing"):
+        load_bundle(tmp_path / "half")
