@@ -29,10 +29,13 @@ def test_same_audio_same_score_in_any_batch(tiny_bundle, windows):
 
 def test_multi_step_ddim_path_scores(tiny_bundle, windows):
     bundle = load_bundle(tiny_bundle)
-    cfg = ScoringConfig(**{**bundle.scoring.to_dict(), "steps": 3, "strengths": (0.3,)})
+    weights = {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 1.0, "embedding": 1.0}
+    cfg = ScoringConfig(**{**bundle.scoring.to_dict(), "steps": 3, "strengths": (0.3,), "weights": weights})
     res = bundle.scorer("cpu", cfg).score(windows)
     assert res.scores.shape == (5,) and torch.isfinite(res.scores).all()
     assert set(res.components) == {"recon_mean", "recon_topk", "feature", "embedding"}
+    assert (res.components["feature"] > 0).all()  # the semantic discrepancy term is computed
+    assert bundle.stats.component_std["feature"] > 1e-5  # and was normalised at training time
 
 
 def test_round_trip_keeps_everything(tiny_bundle, tmp_path, windows):
