@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
 DEMO    ?= demo-out
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-offline demo-assets test lint bench clean
 
 setup: $(STAMP)
 
@@ -18,11 +18,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The daemon on the built-in demo source (a recording with a rattle at 8 s and a whine at 20 s,
+# replayed in real time) and a subscriber that prints the first two alerts, then both stop.
 demo: $(STAMP)
-	$(PY) -m sentinel.demo $(DEMO)/data
+	@$(VENV)/bin/sentinel run & pid=$$!; \
+	trap "kill $$pid 2>/dev/null" EXIT INT TERM; \
+	echo "sentinel run: pid $$pid; subscriber waiting for alerts (about 25 s)..."; \
+	$(VENV)/bin/sentinel subscribe --topic alert. --count 2 --timeout 90; \
+	kill -TERM $$pid; wait $$pid
+
+# The offline path: train on generated audio, calibrate, score a recording, print flagged windows.
+demo-offline: $(STAMP)
+	$(PY) -m sentinel.demo data $(DEMO)/data
 	$(VENV)/bin/sentinel train --config configs/demo.yaml --data $(DEMO)/data/normal --out $(DEMO)/bundle
 	$(VENV)/bin/sentinel calibrate $(DEMO)/bundle --normal $(DEMO)/data/normal --device cpu
 	$(VENV)/bin/sentinel score $(DEMO)/bundle $(DEMO)/data/recording.wav --only-anomalies --device cpu
+
+demo-assets: $(STAMP)
+	$(PY) -m sentinel.demo assets
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sentinel tests benchmarks

@@ -223,6 +223,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from sentinel.config import load_config
+    from sentinel.service.daemon import Daemon
+
+    daemon = Daemon(load_config(args.config))
+    daemon.install_signal_handlers()
+    return daemon.run()
+
+
+def cmd_subscribe(args: argparse.Namespace) -> int:
+    from sentinel.alerts.publisher import subscribe
+
+    timeout_ms = int(args.timeout * 1000) if args.timeout else None
+    for n, (topic, record) in enumerate(subscribe(args.endpoint, args.topic, timeout_ms=timeout_ms), start=1):
+        print(json.dumps({"topic": topic, **record}), flush=True)
+        if args.count and n >= args.count:
+            break
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
@@ -283,6 +303,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=["json", "table"], default="table", help="output format (default table)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("run", help="run the streaming monitor (the built-in demo without --config)",
+                       description="Capture every configured source, score sliding windows in batches, and "
+                       "publish alerts over ZeroMQ (and to the JSONL journal). With no --config, replays the "
+                       "built-in demo recording through the built-in demo bundle. SIGINT/SIGTERM stop it.")
+    r.add_argument("--config", metavar="FILE", help="YAML config with sources, daemon and alerts sections")
+    r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("subscribe", help="print alerts (and status) as they are published",
+                       description="Connect a ZeroMQ SUB socket and print each message as one JSON line "
+                       "(with its topic). Topics: alert.<source>, status.<source>, score.<source>.")
+    b.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="publisher endpoint (default %(default)s)")
+    b.add_argument("--topic", default="", metavar="PREFIX", help="topic prefix filter, e.g. alert. (default: all)")
+    b.add_argument("--count", type=_positive_int, metavar="N", help="exit after N messages")
+    b.add_argument("--timeout", type=_positive_float, metavar="S", help="exit after S seconds of silence")
+    b.set_defaults(func=cmd_subscribe)
     return p
 
 

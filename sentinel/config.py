@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.diffusion.unet import UNetConfig
@@ -20,6 +20,60 @@ from sentinel.errors import ConfigError
 from sentinel.features.spec import FeatureSpec
 from sentinel.scoring.scorer import ScoringConfig
 from sentinel.training.trainer import TrainingConfig
+
+
+class SourceConfig(BaseModel):
+    """One audio source of the daemon."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Unique name; used in topics.")]
+    kind: Annotated[Literal["file", "microphone", "rtsp"], Field(description="file, microphone or rtsp.")]
+    path: Annotated[str | None, Field(description="file: the recording to replay.")] = None
+    realtime: Annotated[bool, Field(description="file: replay at real-time pace (else full speed).")] = True
+    loop: Annotated[bool, Field(description="file: start again at the end.")] = False
+    device: Annotated[str | int | None, Field(description="microphone: device name or index.")] = None
+    url: Annotated[str | None, Field(description="rtsp: stream URL (rtsp://, rtsps://, http://, file).")] = None
+    threshold: Annotated[float | None, Field(description="Override the bundle's calibrated threshold.")] = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> SourceConfig:
+        need = {"file": "path", "rtsp": "url"}.get(self.kind)
+        if need and getattr(self, need) is None:
+            raise ValueError(f"a {self.kind} source needs '{need}'")
+        return self
+
+
+class DaemonConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bundle: Annotated[str | None, Field(description="Model bundle folder; null = the built-in demo bundle.")] = None
+    hop_seconds: Annotated[float, Field(gt=0, description="Hop between scored windows, s.")] = 0.5
+    buffer_seconds: Annotated[float, Field(gt=0, description="Ring buffer per source, s.")] = 30.0
+    max_batch: Annotated[int, Field(ge=1, description="Most windows scored in one batch.")] = 32
+    max_wait_ms: Annotated[float, Field(ge=0, description="Wait this long for a fuller batch, ms.")] = 20.0
+    debounce_k: Annotated[int, Field(ge=1, description="Alert when k of the last n windows are anomalous.")] = 1
+    debounce_n: Annotated[int, Field(ge=1, description="The n of debounce_k.")] = 1
+    cooldown_s: Annotated[float, Field(ge=0, description="Quiet time after an alert on a source, s.")] = 10.0
+    exit_when_done: Annotated[
+        bool, Field(description="Stop once every source has ended (files played once); for batch replays.")
+    ] = False
+
+
+class AlertsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: Annotated[str, Field(description="ZeroMQ PUB endpoint to bind.")] = "tcp://127.0.0.1:5556"
+    journal: Annotated[str, Field(description="JSONL alert journal, written before publishing.")] = (
+        "sentinel-state/alerts.jsonl"
+    )
+    clips_dir: Annotated[str | None, Field(description="Folder for event WAV clips; null = no clips.")] = (
+        "sentinel-state/clips"
+    )
+    clip_pre_s: Annotated[float, Field(ge=0, description="Audio kept before an event, s.")] = 2.0
+    clip_post_s: Annotated[float, Field(ge=0, description="Audio kept after an event, s.")] = 2.0
+    status_interval_s: Annotated[float, Field(gt=0, description="Heartbeat on status.<source> every s.")] = 5.0
+    publish_scores: Annotated[bool, Field(description="Also publish every window on score.<source>.")] = False
 
 
 class SentinelConfig(BaseModel):
@@ -33,6 +87,20 @@ class SentinelConfig(BaseModel):
     scheduler: Annotated[SchedulerConfig, Field(description="Noise schedule.")] = SchedulerConfig()
     scoring: Annotated[ScoringConfig, Field(description="Scoring and combination.")] = ScoringConfig()
     training: Annotated[TrainingConfig, Field(description="Optimisation.")] = TrainingConfig()
+    daemon: Annotated[DaemonConfig, Field(description="The streaming daemon (sentinel run).")] = DaemonConfig()
+    alerts: Annotated[AlertsConfig, Field(description="Where alerts go.")] = AlertsConfig()
+    sources: Annotated[
+        list[SourceConfig],
+        Field(description="Audio sources of the daemon; empty = the built-in demo file source."),
+    ] = []
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> SentinelConfig:
+        names = [s.name for s in self.sources]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"source names must be unique: {', '.join(sorted(dup))}")
+        return self
 
 
 def _format_errors(source: str, err: ValidationError) -> str:
@@ -41,7 +109,7 @@ def _format_errors(source: str, err: ValidationError) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         value = e.get("input")
         shown = "" if isinstance(value, dict) else f" = {value!r}"
-        lines.append(f"{source}: {key}{shown}: {e['msg']}")
+        lines.append(f"{source}: {key}{shown}: {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 
@@ -103,7 +171,7 @@ def example_yaml() -> str:
     for name, info in SentinelConfig.model_fields.items():
         value = getattr(defaults, name)
         lines.append(f"# {info.description}")
-        if isinstance(value, str):
+        if isinstance(value, (str, list)):
             lines += [f"{name}: {_yaml_value(value)}", ""]
             continue
         lines.append(f"{name}:")
@@ -111,4 +179,12 @@ def example_yaml() -> str:
             lines.append(f"  # {doc}")
             lines.append(f"  {key}: {_yaml_value(getattr(value, key))}")
         lines.append("")
+    lines += [
+        "# A source per entry, for example:",
+        "# sources:",
+        "#   - {name: line1, kind: file, path: recordings/line1.wav, realtime: true, loop: true}",
+        "#   - {name: bench, kind: microphone, device: default}",
+        "#   - {name: gate, kind: rtsp, url: rtsp://127.0.0.1:8554/audio, threshold: 4.0}",
+        "",
+    ]
     return "\n".join(lines)

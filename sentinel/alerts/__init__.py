@@ -1,0 +1,1 @@
+"""Alert sinks: schema, JSONL journal, ZeroMQ publisher, clips."""

@@ -1,0 +1,22 @@
+"""Saving the audio around an event as a WAV file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def clip_path(directory: str | Path, source: str, event_id: str, start_iso: str) -> Path:
+    stamp = re.sub(r"[^0-9T]", "", start_iso)[:15]
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", source)
+    return Path(directory) / f"{safe}-{stamp}-{event_id[:8]}.wav"
+
+
+def write_clip(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.wav")
+    sf.write(tmp, samples, sample_rate, subtype="PCM_16")
+    tmp.replace(path)

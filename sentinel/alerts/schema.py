@@ -1,0 +1,55 @@
+"""What goes over the wire and into the journal. Bump SCHEMA_VERSION on any incompatible change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import asdict, dataclass, field
+
+SCHEMA_VERSION = 1
+
+
+def utc_iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Alert:
+    """One anomaly event on one source (topic `alert.<source>`)."""
+
+    source: str
+    start: str
+    """UTC ISO-8601 time of the first anomalous window's start."""
+    end: str
+    """UTC ISO-8601 time of the end of the window that raised the alert."""
+    start_offset_s: float
+    """Same instants as seconds since the source started."""
+    end_offset_s: float
+    peak_score: float
+    threshold: float
+    bundle_id: str
+    clip: str | None
+    """WAV of the audio around the event; written `clip_post_s` seconds after the alert."""
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    schema: int = SCHEMA_VERSION
+    kind: str = "alert"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Status:
+    """Heartbeat of one source (topic `status.<source>`)."""
+
+    source: str
+    connected: bool
+    last_score: float | None
+    windows_scored: int
+    dropped_samples: int
+    time: str
+    schema: int = SCHEMA_VERSION
+    kind: str = "status"
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,68 @@
+"""A network stream (RTSP/RTSPS, or any URL FFmpeg reads) through PyAV: audio only, any codec,
+resampled to the model rate. A dead, stalled or silent stream, or one that ends quietly, is a
+disconnect: reconnect with exponential back-off and jitter, logging every attempt."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+
+from sentinel.capture.source import Source
+
+
+class StreamSource(Source):
+    def __init__(self, name: str, url: str, sample_rate: int, buffer_seconds: float, stall_seconds: float = 5.0,
+                 silence_seconds: float = 30.0, backoff: tuple[float, float] = (1.0, 60.0), log=None) -> None:
+        super().__init__(name, sample_rate, buffer_seconds, log)
+        self.url, self.stall_seconds, self.silence_seconds = url, stall_seconds, silence_seconds
+        self.backoff = backoff
+
+    def _pull(self) -> str:
+        """Decode until the stream fails or stop is asked; returns why it ended."""
+        import av
+
+        options = {"rtsp_transport": "tcp"} if self.url.startswith(("rtsp://", "rtsps://")) else {}
+        with av.open(self.url, options=options, timeout=(self.stall_seconds, self.stall_seconds)) as container:
+            if not container.streams.audio:
+                return "no audio stream"
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
+            self.connected = True
+            if self.log:
+                self.log.info("source connected", source=self.source_name, url=self.url)
+            heard = time.monotonic()
+            for frame in container.decode(container.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    samples = out.to_ndarray().reshape(-1).astype(np.float32)
+                    self.emit(samples)
+                    if np.abs(samples).max(initial=0.0) > 1e-4:
+                        heard = time.monotonic()
+                if self.stop_event.is_set():
+                    return "stopped"
+                if time.monotonic() - heard > self.silence_seconds:
+                    return f"silent for {self.silence_seconds:.0f} s"
+        return "stream ended"
+
+    def capture(self) -> None:
+        delay = self.backoff[0]
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            try:
+                reason = self._pull()
+            except Exception as e:  # av.error.* for refused, reset, timed out, bad URL...
+                reason = f"{type(e).__name__}: {e}"
+            self.connected = False
+            if self.stop_event.is_set():
+                return
+            if time.monotonic() - started > 30:  # it ran a while: start the back-off afresh
+                delay = self.backoff[0]
+            wait = delay * random.uniform(0.8, 1.2)
+            self.error = reason
+            self.reconnects += 1
+            if self.log:
+                self.log.warning("source disconnected", source=self.source_name, reason=reason,
+                                 attempt=self.reconnects, retry_s=round(wait, 2))
+            if self.stop_event.wait(wait):
+                return
+            delay = min(self.backoff[1], delay * 2)

@@ -1,0 +1,47 @@
+"""From window scores to events: threshold, debounce (k anomalous of the last n), cooldown.
+
+One event gives one alert: it opens when k of the last n windows are above the threshold, is
+reported at once (latency matters more than knowing its end), keeps growing while windows stay
+anomalous, and a new one may open only `cooldown_s` after the previous alert.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass
+class Event:
+    start_s: float
+    """Stream offset where the first anomalous window of the event began."""
+    end_s: float
+    """End of the window that opened the event."""
+    peak: float
+    threshold: float
+
+
+class Decider:
+    def __init__(self, threshold: float, k: int = 1, n: int = 1, cooldown_s: float = 10.0) -> None:
+        if not 1 <= k <= n:
+            raise ValueError(f"debounce needs 1 <= k <= n, got k={k}, n={n}")
+        self.threshold, self.k, self.n, self.cooldown_s = threshold, k, n, cooldown_s
+        self._recent: deque[tuple[float, float, float]] = deque(maxlen=n)  # (start, end, score)
+        self._open = False
+        self._last_alert_end: float | None = None
+
+    def update(self, start_s: float, end_s: float, score: float) -> Event | None:
+        """Feed one window's score (in stream order); returns an Event when an alert is due."""
+        self._recent.append((start_s, end_s, score))
+        hits = [w for w in self._recent if w[2] > self.threshold]
+        if len(hits) < self.k:
+            self._open = False
+            return None
+        if self._open:
+            return None
+        cooling = self._last_alert_end is not None and end_s - self._last_alert_end < self.cooldown_s
+        if cooling:
+            return None
+        self._open = True
+        self._last_alert_end = end_s
+        return Event(start_s=hits[0][0], end_s=end_s, peak=max(w[2] for w in hits), threshold=self.threshold)

@@ -1,0 +1,196 @@
+"""The inference loop: cut windows from every source, score them in batches, decide, publish.
+
+It runs in one thread and owns the publisher (ZeroMQ sockets are single-threaded), the journal
+and the deciders. Sources only ever meet it through their ring buffers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sentinel.alerts.clips import clip_path, write_clip
+from sentinel.alerts.schema import Alert, Status, utc_iso
+from sentinel.capture.source import Source
+from sentinel.scoring.decision import Decider
+from sentinel.scoring.scorer import DiffusionScorer
+
+
+@dataclass
+class PipelineSettings:
+    hop_seconds: float = 0.5
+    max_batch: int = 32
+    max_wait_ms: float = 20.0
+    debounce_k: int = 1
+    debounce_n: int = 1
+    cooldown_s: float = 10.0
+    clips_dir: str | None = None
+    clip_pre_s: float = 2.0
+    clip_post_s: float = 2.0
+    status_interval_s: float = 5.0
+    publish_scores: bool = False
+
+
+@dataclass
+class _Track:
+    source: Source
+    decider: Decider
+    next_start: int = 0
+    windows_scored: int = 0
+    dropped: int = 0
+    last_score: float | None = None
+    pending_clips: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, path)
+
+
+class Pipeline(threading.Thread):
+    def __init__(self, scorer: DiffusionScorer, sources: list[Source], thresholds: dict[str, float],
+                 settings: PipelineSettings, bundle_id: str, sink: Callable[[str, dict, bool], None],
+                 log=None) -> None:
+        """`sink(topic, record, durable)` journals (if durable) and publishes one record."""
+        super().__init__(name="inference", daemon=True)
+        self.scorer, self.settings, self.bundle_id, self.sink, self.log = scorer, settings, bundle_id, sink, log
+        spec = scorer.extractor.spec
+        self.sr, self.window = spec.sample_rate, spec.window_samples
+        self.hop = max(1, round(settings.hop_seconds * self.sr))
+        self.tracks = [
+            _Track(s, Decider(thresholds[s.source_name], settings.debounce_k, settings.debounce_n,
+                              settings.cooldown_s))
+            for s in sources
+        ]
+        self.stop_event = threading.Event()
+        self.drain = True
+        """On stop, score what is already buffered before returning."""
+        self.batches = 0
+        self.latencies: list[float] = []
+        """Seconds from a window's last sample arriving (as seen here) to its alert being published."""
+        self.error: str | None = None
+        self.last_beat = time.monotonic()
+
+    # -- windows ---------------------------------------------------------------------------------
+    def _ready(self, limit: int) -> list[tuple[_Track, int]]:
+        out: list[tuple[_Track, int]] = []
+        progress = True
+        while progress and len(out) < limit:  # round-robin so no source starves another
+            progress = False
+            for tr in self.tracks:
+                ring = tr.source.ring
+                if tr.next_start < ring.oldest:  # fell more than a buffer behind: count and skip
+                    tr.dropped += ring.oldest - tr.next_start
+                    if self.log:
+                        self.log.warning("overrun", source=tr.source.source_name, lost=ring.oldest - tr.next_start)
+                    tr.next_start = ring.oldest
+                if tr.next_start + self.window <= ring.written and len(out) < limit:
+                    out.append((tr, tr.next_start))
+                    tr.next_start += self.hop
+                    progress = True
+        return out
+
+    def step(self) -> int:
+        """Score one batch; returns how many windows it held."""
+        ready = self._ready(self.settings.max_batch)
+        if ready and len(ready) < self.settings.max_batch and self.settings.max_wait_ms > 0:
+            time.sleep(self.settings.max_wait_ms / 1000)  # let a fuller batch gather
+            ready += self._ready(self.settings.max_batch - len(ready))
+        if not ready:
+            return 0
+        arrived = time.monotonic()
+        windows = []
+        keep = []
+        for tr, start in ready:
+            w = tr.source.ring.read(start, self.window)
+            if w is None:  # overwritten between the check and the read
+                tr.dropped += self.window
+                continue
+            windows.append(w)
+            keep.append((tr, start))
+        if not windows:
+            return 0
+        scores = self.scorer.score(torch.from_numpy(np.stack(windows))).scores.tolist()
+        self.batches += 1
+        for (tr, start), score in zip(keep, scores, strict=True):
+            self._decide(tr, start, score, arrived)
+        for tr in self.tracks:
+            tr.source.consumed = tr.next_start
+        return len(windows)
+
+    # -- decisions and sinks ---------------------------------------------------------------------
+    def _decide(self, tr: _Track, start: int, score: float, arrived: float) -> None:
+        src = tr.source
+        tr.windows_scored += 1
+        tr.last_score = score
+        t0, t1 = start / self.sr, (start + self.window) / self.sr
+        if self.settings.publish_scores:
+            self.sink(f"score.{src.source_name}", {"kind": "score", "source": src.source_name,
+                                                    "start_offset_s": t0, "end_offset_s": t1, "score": score}, False)
+        event = tr.decider.update(t0, t1, score)
+        if event is None:
+            return
+        alert = Alert(
+            source=src.source_name, start=utc_iso(src.started_at + event.start_s),
+            end=utc_iso(src.started_at + event.end_s), start_offset_s=round(event.start_s, 3),
+            end_offset_s=round(event.end_s, 3), peak_score=round(event.peak, 4),
+            threshold=round(event.threshold, 4), bundle_id=self.bundle_id, clip=None,
+        )
+        if self.settings.clips_dir:
+            path = clip_path(self.settings.clips_dir, src.source_name, alert.event_id, alert.start)
+            alert.clip = str(path)
+            c0 = max(0, int((event.start_s - self.settings.clip_pre_s) * self.sr))
+            c1 = int((event.end_s + self.settings.clip_post_s) * self.sr)
+            tr.pending_clips.append((c0, c1, str(path)))
+        self.sink(f"alert.{src.source_name}", alert.to_dict(), True)
+        self.latencies.append(time.monotonic() - arrived)
+        if self.log:
+            self.log.info("alert", source=src.source_name, peak=alert.peak_score, start=alert.start_offset_s)
+
+    def _write_due_clips(self, final: bool = False) -> None:
+        for tr in self.tracks:
+            ring, still = tr.source.ring, []
+            for c0, c1, path in tr.pending_clips:
+                if ring.written >= c1 or final:
+                    lo, hi = max(c0, ring.oldest), min(c1, ring.written)
+                    data = ring.read(lo, hi - lo) if hi > lo else None
+                    if data is not None:
+                        write_clip(Path(path), data, self.sr)
+                else:
+                    still.append((c0, c1, path))
+            tr.pending_clips = still
+
+    def heartbeat(self) -> None:
+        for tr in self.tracks:
+            st = Status(source=tr.source.source_name, connected=tr.source.connected, last_score=tr.last_score,
+                        windows_scored=tr.windows_scored, dropped_samples=tr.dropped, time=utc_iso(time.time()))
+            self.sink(f"status.{tr.source.source_name}", st.to_dict(), False)
+
+    def run(self) -> None:
+        try:
+            last_status = time.monotonic()
+            while not self.stop_event.is_set():
+                self.last_beat = time.monotonic()
+                if self.step() == 0:
+                    self.stop_event.wait(0.005)
+                self._write_due_clips()
+                if time.monotonic() - last_status >= self.settings.status_interval_s:
+                    self.heartbeat()
+                    last_status = time.monotonic()
+            # Score what is already buffered, within the shutdown budget (exit within 2 s).
+            deadline = time.monotonic() + 1.2
+            while self.drain and time.monotonic() < deadline and self.step():
+                pass
+            self._write_due_clips(final=True)
+            self.heartbeat()
+        except Exception as e:
+            self.error = f"{type(e).__name__}: {e}"
+            if self.log:
+                self.log.exception("inference loop failed")
+
+    def idle(self) -> bool:
+        """True when every source has finished and all its audio has been scored."""
+        return all(
+            tr.source.finished and tr.next_start + self.window > tr.source.ring.written for tr in self.tracks
+        )

@@ -1,0 +1,134 @@
+"""`sentinel run` as a process: real file sources, a real ZeroMQ SUB socket, the journal, clips."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import yaml
+import zmq
+
+from tests.conftest import sentinel_cmd
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(tmp_path, bundle, sources, **daemon):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    cfg = {
+        "device": "cpu",
+        "daemon": {"bundle": str(bundle), "hop_seconds": 0.128, "max_batch": 16, "cooldown_s": 30, **daemon},
+        "alerts": {"endpoint": endpoint, "journal": str(tmp_path / "alerts.jsonl"),
+                   "clips_dir": str(tmp_path / "clips"), "clip_pre_s": 0.5, "clip_post_s": 0.5,
+                   "status_interval_s": 0.5},
+        "sources": sources,
+    }
+    path = tmp_path / "sentinel.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path, endpoint
+
+
+def start(config):
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.Popen([*sentinel_cmd(), "run", "--config", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def receive(endpoint, topic, until, timeout_s=60.0):
+    """Messages on `topic` until `until(messages)` holds or the timeout passes."""
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+    sock.connect(endpoint)
+    got, deadline = [], time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not until(got):
+            if sock.poll(200):
+                t, payload = sock.recv_multipart()
+                got.append((t.decode(), json.loads(payload)))
+    finally:
+        sock.close(0)
+    return got
+
+
+def test_alert_reaches_subscriber_journal_and_clip(tiny_bundle, machine_data, tmp_path):
+    sources = [
+        {"name": "quiet", "kind": "file", "path": str(machine_data["test"] / "normal_0.wav"), "realtime": True},
+        {"name": "loud", "kind": "file", "path": str(machine_data["test"] / "anomalous_0.wav"), "realtime": True},
+    ]
+    config, endpoint = write_config(tmp_path, tiny_bundle, sources, exit_when_done=True)
+    proc = start(config)
+    try:
+        msgs = receive(endpoint, "", lambda got: any(t == "alert.loud" for t, _ in got))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    alerts = [m for t, m in msgs if t == "alert.loud"]
+    assert alerts, f"no alert arrived; stderr:\n{err}"
+    a = alerts[0]
+    assert a["schema"] == 1 and a["source"] == "loud" and a["peak_score"] > a["threshold"]
+    assert a["end_offset_s"] > a["start_offset_s"] >= 0 and a["start"].endswith("+00:00")
+    assert any(t == "status.quiet" and m["windows_scored"] >= 0 for t, m in msgs)
+    # A late subscriber finds every alert in the journal, and each clip exists.
+    journal = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert {j["event_id"] for j in journal} >= {a["event_id"]}
+    assert all(j["topic"].startswith("alert.") for j in journal)
+    assert not any(j["source"] == "quiet" for j in journal)
+    for j in journal:
+        assert os.path.getsize(j["clip"]) > 1000
+
+
+def test_sigterm_stops_within_two_seconds(tiny_bundle, machine_data, tmp_path):
+    sources = [{"name": "loop", "kind": "file", "path": str(machine_data["test"] / "normal_1.wav"),
+                "realtime": True, "loop": True}]
+    config, endpoint = write_config(tmp_path, tiny_bundle, sources)
+    proc = start(config)
+    try:
+        beats = receive(endpoint, "status.", lambda got: len(got) >= 2, timeout_s=60)
+        assert beats, "no heartbeat before SIGTERM"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert elapsed < 2.0, elapsed
+    assert "SIGTERM" in proc.stderr.read()
+
+
+def test_bad_source_is_reported_and_others_keep_running(tiny_bundle, machine_data, tmp_path):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEjunk")
+    sources = [
+        {"name": "bad", "kind": "file", "path": str(broken)},
+        {"name": "good", "kind": "file", "path": str(machine_data["test"] / "anomalous_1.wav"), "realtime": False},
+    ]
+    config, _ = write_config(tmp_path, tiny_bundle, sources, exit_when_done=True)
+    proc = subprocess.run([*sentinel_cmd(), "run", "--config", str(config)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "broken.wav" in proc.stderr
+    journal = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert journal and all(j["source"] == "good" for j in journal)
+
+
+@pytest.mark.parametrize("yaml_text,expect", [
+    ("sources: [{name: a, kind: file}]", "needs 'path'"),
+    ("daemon: {max_batch: 0}", "daemon.max_batch"),
+    ("alerts: {endpoit: x}", "alerts.endpoit"),
+])
+def test_config_errors_stop_start_up_with_one_line(tmp_path, yaml_text, expect):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml_text)
+    proc = subprocess.run([*sentinel_cmd(), "run", "--config", str(p)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], proc.stderr

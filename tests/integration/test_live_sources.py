@@ -1,0 +1,127 @@
+"""Live sources against real peers: an RTSP server on loopback, and a microphone through a
+private PulseAudio null sink (this machine has no sound card). Skipped, with the reason,
+where the Debian packages that `.ci/run` installs are missing."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import sentinel_cmd
+from tests.integration.test_daemon import free_port, receive, start, write_config
+
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _has_gst_rtsp() -> bool:
+    if not os.path.exists(SYSTEM_PYTHON):
+        return False
+    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode == 0
+
+
+class RtspServer:
+    def __init__(self, port: int, wav: Path) -> None:
+        self.port, self.wav, self.proc = port, wav, None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(HELPERS / "rtsp_server.py"), str(self.port), str(self.wav)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready", self.proc.stderr.read()
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/audio"
+
+
+@pytest.mark.skipif(not _has_gst_rtsp(), reason="gst-rtsp-server not installed (see .ci/run)")
+def test_rtsp_alerts_survive_a_server_restart(tiny_bundle, machine_data, tmp_path):
+    server = RtspServer(free_port(), machine_data["test"] / "anomalous_0.wav")
+    server.start()
+    sources = [
+        {"name": "cam", "kind": "rtsp", "url": server.url},
+        {"name": "steady", "kind": "file", "path": str(machine_data["test"] / "normal_2.wav"), "realtime": True,
+         "loop": True},
+    ]
+    config, endpoint = write_config(tmp_path, tiny_bundle, sources, cooldown_s=0.5)
+    proc = start(config)
+    try:
+        first = receive(endpoint, "", lambda got: any(t == "alert.cam" for t, _ in got), timeout_s=60)
+        assert any(t == "alert.cam" for t, _ in first), "no alert from the RTSP source"
+        server.stop()
+        down = receive(endpoint, "status.cam", lambda got: any(not m["connected"] for _, m in got), timeout_s=30)
+        assert any(not m["connected"] for _, m in down), "the dead stream was not noticed"
+        time.sleep(1.0)
+        server.start()
+        after = receive(endpoint, "", lambda got: any(t == "alert.cam" for t, _ in got), timeout_s=60)
+        assert any(t == "alert.cam" for t, _ in after), "alerts did not resume after the server came back"
+        steady = [m["windows_scored"] for t, m in first + down + after if t == "status.steady"]
+        assert steady and steady[-1] > steady[0], "the other source stopped scoring"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+        server.stop()
+    assert proc.returncode == 0
+    assert "source disconnected" in err and "cam" in err
+
+
+@pytest.fixture
+def pulse(tmp_path):
+    """A private PulseAudio with a null sink, as ENVIRONMENT.md describes; yields its env."""
+    if not shutil.which("pulseaudio") or not shutil.which("paplay"):
+        pytest.skip("pulseaudio not installed (see .ci/run)")
+    run = tmp_path / "pulse"
+    run.mkdir()
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(run), "HOME": str(run), "PULSE_SERVER": f"unix:{run}/native"}
+    proc = subprocess.Popen(
+        ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
+         "-L", f"module-native-protocol-unix socket={run}/native auth-anonymous=1",
+         "-L", "module-null-sink sink_name=vsink rate=16000 channels=1",
+         "-L", "module-always-sink"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"pulseaudio did not start: {proc.stderr.read().decode()[-500:]}")
+        time.sleep(0.1)
+    subprocess.run(["pactl", "set-default-source", "vsink.monitor"], env=env, check=True)
+    yield env
+    proc.terminate()
+    proc.wait(timeout=5)
+
+
+def test_microphone_through_pulseaudio_raises_alerts(pulse, tiny_bundle, machine_data, tmp_path):
+    sources = [{"name": "mic", "kind": "microphone", "device": "pulse"}]
+    config, endpoint = write_config(tmp_path, tiny_bundle, sources, cooldown_s=0.5)
+    # Sound first, so the microphone never opens on the silence of an idle sink.
+    wav = machine_data["test"] / "anomalous_1.wav"
+    player = subprocess.Popen(["bash", "-c", f"for i in $(seq 20); do paplay --device=vsink {wav}; done"],
+                              env=pulse, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    daemon = subprocess.Popen([*sentinel_cmd(), "run", "--config", str(config)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=pulse)
+    try:
+        got = receive(endpoint, "", lambda g: any(t == "alert.mic" for t, _ in g), timeout_s=60)
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=10)
+    finally:
+        player.kill()
+        daemon.kill()
+    assert any(t == "alert.mic" for t, _ in got), f"no alert from the microphone; stderr:\n{err[-2000:]}"
+    assert daemon.returncode == 0
+    journal = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert any(j["source"] == "mic" for j in journal)
