@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +68,8 @@ class Pipeline(threading.Thread):
         self.drain = True
         """On stop, score what is already buffered before returning."""
         self.batches = 0
-        self.latencies: list[float] = []
-        """Seconds from a window's last sample arriving (as seen here) to its alert being published."""
+        self.latencies: deque[float] = deque(maxlen=100_000)
+        """Seconds from a window being seen complete in its ring to its decision (alert published)."""
         self.error: str | None = None
         self.last_beat = time.monotonic()
 
@@ -94,12 +95,12 @@ class Pipeline(threading.Thread):
     def step(self) -> int:
         """Score one batch; returns how many windows it held."""
         ready = self._ready(self.settings.max_batch)
+        seen = time.monotonic()  # before any wait for a fuller batch: that wait is latency too
         if ready and len(ready) < self.settings.max_batch and self.settings.max_wait_ms > 0:
             time.sleep(self.settings.max_wait_ms / 1000)  # let a fuller batch gather
             ready += self._ready(self.settings.max_batch - len(ready))
         if not ready:
             return 0
-        arrived = time.monotonic()
         windows = []
         keep = []
         for tr, start in ready:
@@ -114,13 +115,14 @@ class Pipeline(threading.Thread):
         scores = self.scorer.score(torch.from_numpy(np.stack(windows))).scores.tolist()
         self.batches += 1
         for (tr, start), score in zip(keep, scores, strict=True):
-            self._decide(tr, start, score, arrived)
+            self._decide(tr, start, score)
+            self.latencies.append(time.monotonic() - seen)
         for tr in self.tracks:
             tr.source.consumed = tr.next_start
         return len(windows)
 
     # -- decisions and sinks ---------------------------------------------------------------------
-    def _decide(self, tr: _Track, start: int, score: float, arrived: float) -> None:
+    def _decide(self, tr: _Track, start: int, score: float) -> None:
         src = tr.source
         tr.windows_scored += 1
         tr.last_score = score
@@ -144,7 +146,6 @@ class Pipeline(threading.Thread):
             c1 = int((event.end_s + self.settings.clip_post_s) * self.sr)
             tr.pending_clips.append((c0, c1, str(path)))
         self.sink(f"alert.{src.source_name}", alert.to_dict(), True)
-        self.latencies.append(time.monotonic() - arrived)
         if self.log:
             self.log.info("alert", source=src.source_name, peak=alert.peak_score, start=alert.start_offset_s)
 
