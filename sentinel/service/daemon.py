@@ -116,8 +116,8 @@ class Daemon:
         t0 = time.monotonic()
         for s in self.sources:
             s.stop()
-        for s in self.sources:
-            s.join(timeout=1.0)
+        for s in self.sources:  # one shared second: a source blocked on the network is a daemon thread
+            s.join(timeout=max(0.0, t0 + 1.0 - time.monotonic()))
         if self.pipeline is not None and self.pipeline.is_alive():
             self.pipeline.stop_event.set()
             self.pipeline.join(timeout=max(0.1, 1.8 - (time.monotonic() - t0)))
