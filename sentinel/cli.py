@@ -133,9 +133,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if not scored:
         raise DataError(f"{', '.join(args.normal)}: no readable normal recordings to calibrate on")
     scores = np.concatenate([s.scores for s in scored])
-    rate = args.false_alarms_per_hour if args.quantile is None else None
-    if rate is None and args.quantile is None:
-        rate = 1.0
+    rate = None if args.quantile is not None else (args.false_alarms_per_hour or 1.0)
     try:
         cal = calibrate(scores, scorer.config.hop_seconds, len(scored), false_alarms_per_hour=rate,
                         quantile=args.quantile)

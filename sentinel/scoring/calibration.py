@@ -66,8 +66,7 @@ def calibrate(
         if not 0 < quantile < 1:
             raise ValueError(f"--quantile must be in (0, 1), got {quantile}")
         method, target, threshold = "quantile", quantile, float(np.quantile(scores, quantile))
-    else:
-        assert false_alarms_per_hour is not None
+    elif false_alarms_per_hour is not None:
         if false_alarms_per_hour <= 0:
             raise ValueError(f"--false-alarms-per-hour must be > 0, got {false_alarms_per_hour}")
         p = min(1.0, false_alarms_per_hour * hop_seconds / 3600.0)
