@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
 DEMO    ?= demo-out
 
-.PHONY: setup demo demo-offline demo-assets test lint bench clean
+.PHONY: setup system-deps demo demo-offline demo-assets test lint bench clean
 
 setup: $(STAMP)
 
@@ -34,13 +34,17 @@ demo-offline: $(STAMP)
 	$(VENV)/bin/sentinel calibrate $(DEMO)/bundle --normal $(DEMO)/data/normal --device cpu
 	$(VENV)/bin/sentinel score $(DEMO)/bundle $(DEMO)/data/recording.wav --only-anomalies --device cpu
 
+# Debian packages for the live-source tests (RTSP server, PulseAudio, PortAudio).
+system-deps:
+	bash .ci/system-deps.sh
+
 demo-assets: $(STAMP)
 	$(PY) -m sentinel.demo assets
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sentinel tests benchmarks
 
-test: $(STAMP) lint
+test: $(STAMP) system-deps lint
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages the live-source tests need; installs only what is missing (needs root or sudo).
+#   libportaudio2                         sounddevice's native library (its Linux wheel ships none)
+#   pulseaudio, -utils, libasound2-plugins  a private PulseAudio null sink stands in for a sound card
+#   gst-rtsp-server + plugins, python3-gi   a real RTSP server on 127.0.0.1
+set -euo pipefail
+PACKAGES="libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins gir1.2-gst-rtsp-server-1.0
+gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi"
+missing=$(for p in $PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+[ -z "$missing" ] && exit 0
+if ! command -v apt-get >/dev/null; then
+    echo "system-deps: no apt-get; install the equivalents of: $missing (live-source tests will be skipped)" >&2
+    exit 0
+fi
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq $missing >/dev/null
