@@ -225,7 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sentinel.config import load_config
     from sentinel.service.daemon import Daemon
 
-    daemon = Daemon(load_config(args.config))
+    daemon = Daemon(load_config(args.config), args.config)
     daemon.install_signal_handlers()
     return daemon.run()
 

@@ -1,6 +1,7 @@
 """The daemon: builds the parts from the config in one place and stops them in reverse order.
 
-Signal handlers only record the signal; the main loop acts on it.
+Signal handlers only record the signal; the main loop acts on it: SIGINT/SIGTERM stop,
+SIGHUP reloads config and bundle (a bad new config is refused and the old one stays).
 """
 
 from __future__ import annotations
@@ -12,18 +13,21 @@ from pathlib import Path
 
 from sentinel.alerts.journal import Journal
 from sentinel.alerts.publisher import Publisher
-from sentinel.bundle import load_bundle
+from sentinel.bundle import Bundle, load_bundle
 from sentinel.capture.file import FileSource
 from sentinel.capture.microphone import MicrophoneSource
 from sentinel.capture.source import Source
 from sentinel.capture.stream import StreamSource
-from sentinel.config import SentinelConfig, SourceConfig
+from sentinel.config import SentinelConfig, SourceConfig, load_config
 from sentinel.devices import resolve_device
 from sentinel.errors import ConfigError, SentinelError
 from sentinel.logs import get_logger
+from sentinel.service.notify import Notifier
 from sentinel.service.pipeline import Pipeline, PipelineSettings
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo_assets"
+STALE_AUDIO_S = 15.0
+"""A source silent for longer than this no longer counts as delivering audio (watchdog)."""
 
 
 def demo_sources() -> list[SourceConfig]:
@@ -41,47 +45,121 @@ def build_source(sc: SourceConfig, sample_rate: int, buffer_seconds: float, log)
     raise ConfigError(f"sources.{sc.name}.kind: unknown kind {sc.kind!r}; use file, microphone or rtsp")
 
 
+def _load_calibrated(cfg: SentinelConfig) -> tuple[str, Bundle]:
+    path = cfg.daemon.bundle or str(DEMO_DIR / "bundle")
+    bundle = load_bundle(path)
+    if bundle.threshold is None and any(sc.threshold is None for sc in cfg.sources or demo_sources()):
+        raise SentinelError(f"bundle {path}: not calibrated; run `sentinel calibrate {path} --normal DIR` "
+                            "or give every source a threshold")
+    return path, bundle
+
+
 class Daemon:
-    def __init__(self, config: SentinelConfig) -> None:
+    def __init__(self, config: SentinelConfig, config_path: str | Path | None = None) -> None:
         self.config = config
+        self.config_path = config_path
         self.log = get_logger("sentinel.daemon")
         self.stop_requested = threading.Event()
+        self.reload_requested = threading.Event()
         self.signal_received: int | None = None
         self.pipeline: Pipeline | None = None
-        self.sources: list[Source] = []
+        self.sources: dict[str, tuple[SourceConfig, Source]] = {}
+        self.notifier = Notifier()
 
+    # -- signals: record only -------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal API
         self.signal_received = signum
         self.stop_requested.set()
 
+    def _on_hup(self, signum, frame) -> None:  # noqa: ARG002 - signal API
+        self.reload_requested.set()
+
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
 
+    # -- building -------------------------------------------------------------------------------
+    def _open_sources(self, cfg: SentinelConfig, sample_rate: int, keep: dict) -> dict:
+        out = {}
+        for sc in cfg.sources or demo_sources():
+            if sc.name in keep and keep[sc.name][0] == sc:
+                out[sc.name] = keep[sc.name]  # unchanged: keeps running, no gap
+                continue
+            try:
+                src = build_source(sc, sample_rate, cfg.daemon.buffer_seconds, self.log)
+            except SentinelError as e:  # one bad source must not keep the others from running
+                self.log.error("source unavailable", source=sc.name, error=str(e))
+                continue
+            out[sc.name] = (sc, src)
+        return out
+
+    @staticmethod
+    def _thresholds(sources: dict, bundle: Bundle) -> dict[str, float]:
+        return {name: sc.threshold if sc.threshold is not None else bundle.threshold
+                for name, (sc, _) in sources.items()}
+
+    def _status_line(self) -> str:
+        if self.pipeline is None:
+            return "starting"
+        parts = []
+        for tr in self.pipeline.tracks:
+            score = "-" if tr.last_score is None else f"{tr.last_score:.2f}"
+            state = "up" if tr.source.connected else "down"
+            parts.append(f"{tr.source.source_name} {state} last {score}")
+        return "; ".join(parts)
+
+    def healthy(self) -> bool:
+        """The inference loop is alive and beating, and some source delivered audio recently."""
+        p = self.pipeline
+        if p is None or not p.is_alive() or p.error or time.monotonic() - p.last_beat > 10:
+            return False
+        now = time.monotonic()
+        return any(s.last_audio_at is not None and now - s.last_audio_at < STALE_AUDIO_S or s.finished
+                   for _, s in self.sources.values())
+
+    # -- reload ---------------------------------------------------------------------------------
+    def reload(self) -> None:
+        assert self.pipeline is not None
+        self.notifier.reloading()
+        try:
+            cfg = load_config(self.config_path)
+            _, bundle = _load_calibrated(cfg)
+            old_spec = self.pipeline.scorer.extractor.spec
+            if (bundle.features.sample_rate, bundle.features.window_samples) != (old_spec.sample_rate,
+                                                                                 old_spec.window_samples):
+                raise ConfigError("daemon.bundle: the new bundle has another window or sample rate; restart instead")
+            if cfg.alerts != self.config.alerts:
+                self.log.warning("alerts settings take effect on restart only; the socket and journal stay")
+        except SentinelError as e:
+            self.log.error("reload rejected; the running config stays", error=str(e).splitlines()[0])
+            self.notifier.ready(self._status_line())
+            return
+        scorer = bundle.scorer(resolve_device(cfg.device))
+        new = self._open_sources(cfg, bundle.features.sample_rate, self.sources)
+        for src in (s for n, (_, s) in new.items() if self.sources.get(n, (None, None))[1] is not s):
+            src.start()
+        self.pipeline.reconfigure(scorer, [s for _, s in new.values()], self._thresholds(new, bundle))
+        for name, (_, src) in self.sources.items():
+            if new.get(name, (None, None))[1] is not src:
+                src.stop()
+        self.sources, self.config = new, cfg
+        self.log.info("reloaded", sources=list(new), bundle=bundle.bundle_id)
+        self.notifier.ready(self._status_line())
+
+    # -- main -----------------------------------------------------------------------------------
     def run(self) -> int:
         cfg = self.config
-        bundle_path = cfg.daemon.bundle or str(DEMO_DIR / "bundle")
-        bundle = load_bundle(bundle_path)
-        if bundle.threshold is None:
-            raise SentinelError(f"bundle {bundle_path}: not calibrated; run `sentinel calibrate {bundle_path} "
-                                "--normal DIR` or give every source a threshold")
+        _, bundle = _load_calibrated(cfg)
         scorer = bundle.scorer(resolve_device(cfg.device))
-        spec = bundle.features
         journal = Journal(cfg.alerts.journal)
-        closers = [journal.close]
+        closers = [journal.close, self.notifier.close]
         try:
             publisher = Publisher(cfg.alerts.endpoint)
             closers.append(publisher.close)
-            source_cfgs = cfg.sources or demo_sources()
-            for sc in source_cfgs:
-                try:
-                    self.sources.append(build_source(sc, spec.sample_rate, cfg.daemon.buffer_seconds, self.log))
-                except SentinelError as e:  # one bad source must not keep the others from running
-                    self.log.error("source unavailable", source=sc.name, error=str(e))
+            self.sources = self._open_sources(cfg, bundle.features.sample_rate, {})
             if not self.sources:
                 raise SentinelError("no source could be opened; see the errors above")
-            thresholds = {sc.name: sc.threshold if sc.threshold is not None else bundle.threshold
-                          for sc in source_cfgs}
 
             def sink(topic: str, record: dict, durable: bool) -> None:
                 if durable:
@@ -95,29 +173,52 @@ class Daemon:
                 clips_dir=a.clips_dir, clip_pre_s=a.clip_pre_s, clip_post_s=a.clip_post_s,
                 status_interval_s=a.status_interval_s, publish_scores=a.publish_scores,
             )
-            self.pipeline = Pipeline(scorer, self.sources, thresholds, settings, bundle.bundle_id, sink, self.log)
-            for s in self.sources:
+            self.pipeline = Pipeline(scorer, [s for _, s in self.sources.values()],
+                                     self._thresholds(self.sources, bundle), settings, bundle.bundle_id, sink,
+                                     self.log)
+            for _, s in self.sources.values():
                 s.start()
             self.pipeline.start()
-            self.log.info("running", sources=[s.source_name for s in self.sources], bundle=bundle.bundle_id,
-                          endpoint=a.endpoint, threshold=round(bundle.threshold, 4))
-            while not self.stop_requested.wait(0.1):
-                if self.pipeline.error or not self.pipeline.is_alive():
-                    raise SentinelError(f"inference loop stopped: {self.pipeline.error}")
-                if d.exit_when_done and self.pipeline.idle():
-                    break
+            self.log.info("running", sources=list(self.sources), bundle=bundle.bundle_id, endpoint=a.endpoint)
+            self._main_loop()
             return 0
         finally:
+            self.notifier.stopping()
             self._shutdown()
             for close in reversed(closers):
                 close()
 
+    def _main_loop(self) -> None:
+        assert self.pipeline is not None
+        ready = False
+        last_ping = last_status = 0.0
+        while not self.stop_requested.wait(0.1):
+            if self.pipeline.error or not self.pipeline.is_alive():
+                raise SentinelError(f"inference loop stopped: {self.pipeline.error}")
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+            now = time.monotonic()
+            if not ready and self.pipeline.batches > 0:  # bundle loaded and a first window scored
+                self.notifier.ready(self._status_line())
+                ready = True
+            if ready and now - last_status > 5:
+                self.notifier.status(self._status_line())
+                last_status = now
+            interval = self.notifier.watchdog_interval
+            if interval and now - last_ping >= interval and self.healthy():
+                self.notifier.watchdog()
+                last_ping = now
+            if self.config.daemon.exit_when_done and self.pipeline.idle():
+                break
+
     def _shutdown(self) -> None:
         t0 = time.monotonic()
-        for s in self.sources:
+        for _, s in self.sources.values():
             s.stop()
-        for s in self.sources:  # one shared second: a source blocked on the network is a daemon thread
-            s.join(timeout=max(0.0, t0 + 1.0 - time.monotonic()))
+        for _, s in self.sources.values():  # one shared second: a source blocked on the network is a daemon thread
+            if s.is_alive():
+                s.join(timeout=max(0.0, t0 + 1.0 - time.monotonic()))
         if self.pipeline is not None and self.pipeline.is_alive():
             self.pipeline.stop_event.set()
             self.pipeline.join(timeout=max(0.1, 1.8 - (time.monotonic() - t0)))

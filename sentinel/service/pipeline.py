@@ -6,6 +6,7 @@ and the deciders. Sources only ever meet it through their ring buffers.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import deque
@@ -64,6 +65,7 @@ class Pipeline(threading.Thread):
                               settings.cooldown_s))
             for s in sources
         ]
+        self._pending: queue.Queue[tuple] = queue.Queue(maxsize=1)
         self.stop_event = threading.Event()
         self.drain = True
         """On stop, score what is already buffered before returning."""
@@ -92,8 +94,30 @@ class Pipeline(threading.Thread):
                     progress = True
         return out
 
+    def reconfigure(self, scorer: DiffusionScorer, sources: list[Source], thresholds: dict[str, float]) -> None:
+        """Swap scorer and sources at the next batch boundary (SIGHUP reload). Sources that stay keep
+        their position in the stream, so they are scored without a gap."""
+        self._pending.put((scorer, sources, thresholds), timeout=5)
+
+    def _apply_pending(self) -> None:
+        try:
+            scorer, sources, thresholds = self._pending.get_nowait()
+        except queue.Empty:
+            return
+        old = {tr.source.source_name: tr for tr in self.tracks}
+        s = self.settings
+        tracks = []
+        for src in sources:
+            tr = old.get(src.source_name)
+            if tr is None or tr.source is not src:
+                tr = _Track(src, Decider(thresholds[src.source_name], s.debounce_k, s.debounce_n, s.cooldown_s))
+            tr.decider.threshold = thresholds[src.source_name]
+            tracks.append(tr)
+        self.scorer, self.tracks = scorer, tracks
+
     def step(self) -> int:
         """Score one batch; returns how many windows it held."""
+        self._apply_pending()
         ready = self._ready(self.settings.max_batch)
         seen = time.monotonic()  # before any wait for a fuller batch: that wait is latency too
         if ready and len(ready) < self.settings.max_batch and self.settings.max_wait_ms > 0:
