@@ -230,6 +230,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return daemon.run()
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from sentinel.config import load_config
+    from sentinel.errors import ConfigError
+
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as e:
+        print(str(e))
+        return 1
+    print(f"{args.file}: OK ({len(cfg.sources)} sources)")
+    return 0
+
+
 def cmd_subscribe(args: argparse.Namespace) -> int:
     from sentinel.alerts.publisher import subscribe
 
@@ -308,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "built-in demo recording through the built-in demo bundle. SIGINT/SIGTERM stop it.")
     r.add_argument("--config", metavar="FILE", help="YAML config with sources, daemon and alerts sections")
     r.set_defaults(func=cmd_run)
+
+    k = sub.add_parser("check-config", help="validate a config file",
+                       description="Validate a YAML config: print each error as FILE:LINE: key path = value: "
+                       "message, and exit 1; or print OK and exit 0.")
+    k.add_argument("file", metavar="FILE")
+    k.set_defaults(func=cmd_check_config)
 
     b = sub.add_parser("subscribe", help="print alerts (and status) as they are published",
                        description="Connect a ZeroMQ SUB socket and print each message as one JSON line "

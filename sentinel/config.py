@@ -103,17 +103,44 @@ class SentinelConfig(BaseModel):
         return self
 
 
-def _format_errors(source: str, err: ValidationError) -> str:
+def _yaml_lines(text: str) -> dict[tuple, int]:
+    """Key path -> 1-based line of its value in the YAML text (for error messages)."""
+    lines: dict[tuple, int] = {}
+
+    def walk(node, path: tuple) -> None:
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                walk(v, (*path, k.value))
+                lines[(*path, k.value)] = k.start_mark.line + 1  # the key's line, not its value's
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, (*path, i))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _format_errors(source: str, err: ValidationError, text: str | None = None) -> str:
+    where = _yaml_lines(text) if text else {}
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = tuple(e["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
         value = e.get("input")
         shown = "" if isinstance(value, dict) else f" = {value!r}"
-        lines.append(f"{source}: {key}{shown}: {e['msg'].removeprefix('Value error, ')}")
+        line = next((where[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in where), None)
+        at = f":{line}" if line else ""
+        lines.append(f"{source}{at}: {key}{shown}: {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 
-def parse_config(data: Any, source: str = "config") -> SentinelConfig:
+def parse_config(data: Any, source: str = "config", text: str | None = None) -> SentinelConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -121,7 +148,7 @@ def parse_config(data: Any, source: str = "config") -> SentinelConfig:
     try:
         return SentinelConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_errors(source, e)) from None
+        raise ConfigError(_format_errors(source, e, text)) from None
 
 
 def load_config(path: str | Path | None) -> SentinelConfig:
@@ -137,9 +164,9 @@ def load_config(path: str | Path | None) -> SentinelConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    return parse_config(data, str(path))
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    return parse_config(data, str(path), text)
 
 
 def _yaml_value(v: Any) -> str:

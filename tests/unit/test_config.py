@@ -21,24 +21,39 @@ def test_demo_config_loads():
 def test_unknown_key_is_named(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("scoring:\n  strenghts: [0.2]\n")
-    with pytest.raises(ConfigError, match=r"c.yaml: scoring.strenghts = \[0.2\]: Unexpected keyword"):
+    with pytest.raises(ConfigError, match=r"c.yaml:2: scoring.strenghts = \[0.2\]: Unexpected keyword"):
         load_config(p)
 
 
 def test_bad_value_names_key_and_value(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("training:\n  steps: many\n")
-    with pytest.raises(ConfigError, match="training.steps = 'many'"):
+    with pytest.raises(ConfigError, match="c.yaml:2: training.steps = 'many'"):
         load_config(p)
 
 
 def test_broken_yaml_gives_line(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("training:\n  steps: [1,\n")
-    with pytest.raises(ConfigError, match="line 3"):
+    with pytest.raises(ConfigError, match=r"c.yaml:3: not valid YAML"):
         load_config(p)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_check_config_command_lists_every_error_with_its_line(tmp_path):
+    from tests.conftest import run_cli
+
+    p = tmp_path / "c.yaml"
+    p.write_text("device: cpu\ndaemon:\n  max_batch: 0\nsources:\n  - {name: a, kind: file}\n")
+    proc = run_cli("check-config", str(p))
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [
+        f"{p}:3: daemon.max_batch = 0: Input should be greater than or equal to 1",
+        f"{p}:5: sources.0: a file source needs 'path'",
+    ]
+    ok = run_cli("check-config", str(Path(__file__).resolve().parents[2] / "configs" / "sentinel.yaml"))
+    assert ok.returncode == 0 and "OK" in ok.stdout
