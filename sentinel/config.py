@@ -76,6 +76,14 @@ class AlertsConfig(BaseModel):
     publish_scores: Annotated[bool, Field(description="Also publish every window on score.<source>.")] = False
 
 
+class MetricsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: Annotated[bool, Field(description="Serve Prometheus metrics over HTTP.")] = False
+    address: Annotated[str, Field(description="Address to listen on (loopback unless you mean it).")] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535, description="TCP port of the metrics endpoint.")] = 9464
+
+
 class SentinelConfig(BaseModel):
     """The whole configuration file."""
 
@@ -89,6 +97,7 @@ class SentinelConfig(BaseModel):
     training: Annotated[TrainingConfig, Field(description="Optimisation.")] = TrainingConfig()
     daemon: Annotated[DaemonConfig, Field(description="The streaming daemon (sentinel run).")] = DaemonConfig()
     alerts: Annotated[AlertsConfig, Field(description="Where alerts go.")] = AlertsConfig()
+    metrics: Annotated[MetricsConfig, Field(description="Prometheus endpoint (off by default).")] = MetricsConfig()
     sources: Annotated[
         list[SourceConfig],
         Field(description="Audio sources of the daemon; empty = the built-in demo file source."),

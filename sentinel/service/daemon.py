@@ -22,6 +22,7 @@ from sentinel.config import SentinelConfig, SourceConfig, load_config
 from sentinel.devices import resolve_device
 from sentinel.errors import ConfigError, SentinelError
 from sentinel.logs import get_logger
+from sentinel.service.metrics import Metrics
 from sentinel.service.notify import Notifier
 from sentinel.service.pipeline import Pipeline, PipelineSettings
 
@@ -65,6 +66,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.sources: dict[str, tuple[SourceConfig, Source]] = {}
         self.notifier = Notifier()
+        self.metrics: Metrics | None = None
 
     # -- signals: record only -------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal API
@@ -157,6 +159,16 @@ class Daemon:
         try:
             publisher = Publisher(cfg.alerts.endpoint)
             closers.append(publisher.close)
+            metrics = None
+            if cfg.metrics.enabled:
+                metrics = Metrics()
+                try:
+                    metrics.serve(cfg.metrics.address, cfg.metrics.port)
+                except OSError as e:
+                    raise ConfigError(f"metrics.port {cfg.metrics.port}: cannot listen ({e.strerror}); "
+                                      "pick a free port") from None
+                closers.append(metrics.close)
+            self.metrics = metrics
             self.sources = self._open_sources(cfg, bundle.features.sample_rate, {})
             if not self.sources:
                 raise SentinelError("no source could be opened; see the errors above")
@@ -175,7 +187,7 @@ class Daemon:
             )
             self.pipeline = Pipeline(scorer, [s for _, s in self.sources.values()],
                                      self._thresholds(self.sources, bundle), settings, bundle.bundle_id, sink,
-                                     self.log)
+                                     self.log, metrics)
             for _, s in self.sources.values():
                 s.start()
             self.pipeline.start()
@@ -205,12 +217,24 @@ class Daemon:
             if ready and now - last_status > 5:
                 self.notifier.status(self._status_line())
                 last_status = now
+            if self.metrics is not None:
+                self._update_gauges()
             interval = self.notifier.watchdog_interval
             if interval and now - last_ping >= interval and self.healthy():
                 self.notifier.watchdog()
                 last_ping = now
             if self.config.daemon.exit_when_done and self.pipeline.idle():
                 break
+
+    def _update_gauges(self) -> None:
+        assert self.metrics is not None and self.pipeline is not None
+        m = self.metrics
+        for tr in self.pipeline.tracks:
+            name = tr.source.source_name
+            m.connected.labels(name).set(1 if tr.source.connected else 0)
+            m.reconnects.labels(name).set(tr.source.reconnects)
+            m.dropped.labels(name).set(tr.dropped)
+            m.threshold.labels(name).set(tr.decider.threshold)
 
     def _shutdown(self) -> None:
         t0 = time.monotonic()

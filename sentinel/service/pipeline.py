@@ -53,10 +53,12 @@ class _Track:
 class Pipeline(threading.Thread):
     def __init__(self, scorer: DiffusionScorer, sources: list[Source], thresholds: dict[str, float],
                  settings: PipelineSettings, bundle_id: str, sink: Callable[[str, dict, bool], None],
-                 log=None) -> None:
+                 log=None, metrics=None) -> None:
         """`sink(topic, record, durable)` journals (if durable) and publishes one record."""
         super().__init__(name="inference", daemon=True)
         self.scorer, self.settings, self.bundle_id, self.sink, self.log = scorer, settings, bundle_id, sink, log
+        self.metrics = metrics
+        """Optional sentinel.service.metrics.Metrics (duck-typed: the pipeline needs no Prometheus)."""
         spec = scorer.extractor.spec
         self.sr, self.window = spec.sample_rate, spec.window_samples
         self.hop = max(1, round(settings.hop_seconds * self.sr))
@@ -136,8 +138,12 @@ class Pipeline(threading.Thread):
             keep.append((tr, start))
         if not windows:
             return 0
+        t0 = time.monotonic()
         scores = self.scorer.score(torch.from_numpy(np.stack(windows))).scores.tolist()
         self.batches += 1
+        if self.metrics is not None:
+            self.metrics.latency.observe(time.monotonic() - t0)
+            self.metrics.batch.observe(len(windows))
         for (tr, start), score in zip(keep, scores, strict=True):
             self._decide(tr, start, score)
             self.latencies.append(time.monotonic() - seen)
@@ -150,6 +156,9 @@ class Pipeline(threading.Thread):
         src = tr.source
         tr.windows_scored += 1
         tr.last_score = score
+        if self.metrics is not None:
+            self.metrics.windows.labels(src.source_name).inc()
+            self.metrics.last_score.labels(src.source_name).set(score)
         t0, t1 = start / self.sr, (start + self.window) / self.sr
         if self.settings.publish_scores:
             self.sink(f"score.{src.source_name}", {"kind": "score", "source": src.source_name,
@@ -170,6 +179,8 @@ class Pipeline(threading.Thread):
             c1 = int((event.end_s + self.settings.clip_post_s) * self.sr)
             tr.pending_clips.append((c0, c1, str(path)))
         self.sink(f"alert.{src.source_name}", alert.to_dict(), True)
+        if self.metrics is not None:
+            self.metrics.alerts.labels(src.source_name).inc()
         if self.log:
             self.log.info("alert", source=src.source_name, peak=alert.peak_score, start=alert.start_offset_s)
 

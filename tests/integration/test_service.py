@@ -7,13 +7,14 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import sentinel_cmd
-from tests.integration.test_daemon import receive, write_config
+from tests.integration.test_daemon import free_port, receive, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,6 +43,9 @@ def test_lifecycle_ready_watchdog_reload_stop(tiny_bundle, machine_data, tmp_pat
     one = {"name": "one", "kind": "file", "path": str(machine_data["test"] / "normal_3.wav"), "realtime": True,
            "loop": True}
     config, endpoint = write_config(tmp_path, tiny_bundle, [one])
+    metrics_port = free_port()
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()),
+                                      "metrics": {"enabled": True, "port": metrics_port}}))
     notify = NotifySocket(tmp_path / "notify.sock")
     env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000", "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen([*sentinel_cmd(), "run", "--config", str(config)], env=env, text=True,
@@ -72,6 +76,14 @@ def test_lifecycle_ready_watchdog_reload_stop(tiny_bundle, machine_data, tmp_pat
         notify.wait_for("READY=1", after=notify.wait_for("RELOADING=1", after=mark))
         still = receive(endpoint, "status.two", lambda got: len(got) >= 2)
         assert still, "sources stopped after a rejected reload"
+
+        page = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        scored = [float(x.split()[-1]) for x in page.splitlines()
+                  if x.startswith('sentinel_windows_scored_total{source="one"}')]
+        assert scored and scored[0] > 0, page[:2000]
+        for name in ("sentinel_batch_size_bucket", "sentinel_inference_seconds_bucket", "sentinel_threshold",
+                     "sentinel_source_connected", "sentinel_dropped_samples", "sentinel_source_reconnects"):
+            assert name in page
 
         mark = len(notify.messages)
         proc.send_signal(signal.SIGTERM)
