@@ -230,6 +230,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return daemon.run()
 
 
+def cmd_keygen(args: argparse.Namespace) -> int:
+    import zmq.auth
+
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.auth.create_certificates(args.dir, args.name)
+    print(json.dumps({"public": public, "secret": secret}))
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from sentinel.config import load_config
     from sentinel.errors import ConfigError
@@ -247,7 +256,9 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     from sentinel.alerts.publisher import subscribe
 
     timeout_ms = int(args.timeout * 1000) if args.timeout else None
-    for n, (topic, record) in enumerate(subscribe(args.endpoint, args.topic, timeout_ms=timeout_ms), start=1):
+    stream = subscribe(args.endpoint, args.topic, timeout_ms=timeout_ms, server_public=args.server_key,
+                       client_secret=args.client_key)
+    for n, (topic, record) in enumerate(stream, start=1):
         print(json.dumps({"topic": topic, **record}), flush=True)
         if args.count and n >= args.count:
             break
@@ -335,7 +346,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--topic", default="", metavar="PREFIX", help="topic prefix filter, e.g. alert. (default: all)")
     b.add_argument("--count", type=_positive_int, metavar="N", help="exit after N messages")
     b.add_argument("--timeout", type=_positive_float, metavar="S", help="exit after S seconds of silence")
+    b.add_argument("--server-key", metavar="FILE", help="the publisher's CURVE public certificate")
+    b.add_argument("--client-key", metavar="FILE", help="this client's CURVE certificate with secret key")
     b.set_defaults(func=cmd_subscribe)
+
+    g2 = sub.add_parser("keygen", help="make a CURVE certificate pair for the alert socket",
+                        description="Write NAME.key (public) and NAME.key_secret (secret) into DIR, in ZeroMQ's "
+                        "certificate format: one for the daemon (alerts.curve_secret_key) and one per client.")
+    g2.add_argument("dir", metavar="DIR")
+    g2.add_argument("--name", default="sentinel", help="certificate name (default %(default)s)")
+    g2.set_defaults(func=cmd_keygen)
     return p
 
 

@@ -74,6 +74,17 @@ class AlertsConfig(BaseModel):
     clip_post_s: Annotated[float, Field(ge=0, description="Audio kept after an event, s.")] = 2.0
     status_interval_s: Annotated[float, Field(gt=0, description="Heartbeat on status.<source> every s.")] = 5.0
     publish_scores: Annotated[bool, Field(description="Also publish every window on score.<source>.")] = False
+    curve_secret_key: Annotated[
+        str | None,
+        Field(description="CURVE server certificate with secret key (zmq format, from `sentinel keygen`), or "
+              "credential:NAME for a systemd credential; required off loopback."),
+    ] = None
+    curve_clients_dir: Annotated[
+        str | None, Field(description="Folder of allowed client public certificates; null = any client with CURVE.")
+    ] = None
+    allow_insecure: Annotated[
+        bool, Field(description="Allow a plain-text publisher on a non-loopback address (trusted networks only).")
+    ] = False
 
 
 class MetricsConfig(BaseModel):

@@ -6,6 +6,7 @@ SIGHUP reloads config and bundle (a bad new config is refused and the old one st
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -44,6 +45,17 @@ def build_source(sc: SourceConfig, sample_rate: int, buffer_seconds: float, log)
     if sc.kind == "rtsp":
         return StreamSource(sc.name, sc.url or "", sample_rate, buffer_seconds, log=log)
     raise ConfigError(f"sources.{sc.name}.kind: unknown kind {sc.kind!r}; use file, microphone or rtsp")
+
+
+def _secret_path(value: str | None) -> str | None:
+    """A file path, or credential:NAME for a credential systemd passed in $CREDENTIALS_DIRECTORY."""
+    if value is None or not value.startswith("credential:"):
+        return value
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise ConfigError(f"alerts.curve_secret_key {value!r}: no $CREDENTIALS_DIRECTORY; "
+                          "add LoadCredential= to the unit or give a file path")
+    return os.path.join(directory, value.removeprefix("credential:"))
 
 
 def _load_calibrated(cfg: SentinelConfig) -> tuple[str, Bundle]:
@@ -157,7 +169,9 @@ class Daemon:
         journal = Journal(cfg.alerts.journal)
         closers = [journal.close, self.notifier.close]
         try:
-            publisher = Publisher(cfg.alerts.endpoint)
+            a = cfg.alerts
+            publisher = Publisher(a.endpoint, curve_secret=_secret_path(a.curve_secret_key),
+                                  curve_clients=a.curve_clients_dir, allow_insecure=a.allow_insecure)
             closers.append(publisher.close)
             metrics = None
             if cfg.metrics.enabled:
