@@ -26,6 +26,7 @@ from sentinel.logs import get_logger
 from sentinel.service.metrics import Metrics
 from sentinel.service.notify import Notifier
 from sentinel.service.pipeline import Pipeline, PipelineSettings
+from sentinel.service.supervisor import RestartPolicy
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo_assets"
 STALE_AUDIO_S = 15.0
@@ -79,6 +80,8 @@ class Daemon:
         self.sources: dict[str, tuple[SourceConfig, Source]] = {}
         self.notifier = Notifier()
         self.metrics: Metrics | None = None
+        self.pipeline_policy = RestartPolicy()
+        self.source_policies: dict[str, RestartPolicy] = {}
 
     # -- signals: record only -------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal API
@@ -126,7 +129,7 @@ class Daemon:
     def healthy(self) -> bool:
         """The inference loop is alive and beating, and some source delivered audio recently."""
         p = self.pipeline
-        if p is None or not p.is_alive() or p.error or time.monotonic() - p.last_beat > 10:
+        if p is None or self.pipeline_policy.exhausted or not p.is_alive() or time.monotonic() - p.last_beat > 10:
             return False
         now = time.monotonic()
         return any(s.last_audio_at is not None and now - s.last_audio_at < STALE_AUDIO_S or s.finished
@@ -154,6 +157,7 @@ class Daemon:
         for src in (s for n, (_, s) in new.items() if self.sources.get(n, (None, None))[1] is not s):
             src.start()
         self.pipeline.reconfigure(scorer, [s for _, s in new.values()], self._thresholds(new, bundle))
+        self.scorer = scorer
         for name, (_, src) in self.sources.items():
             if new.get(name, (None, None))[1] is not src:
                 src.stop()
@@ -165,7 +169,7 @@ class Daemon:
     def run(self) -> int:
         cfg = self.config
         _, bundle = _load_calibrated(cfg)
-        scorer = bundle.scorer(resolve_device(cfg.device))
+        self.scorer = scorer = bundle.scorer(resolve_device(cfg.device))
         journal = Journal(cfg.alerts.journal)
         closers = [journal.close, self.notifier.close]
         try:
@@ -199,9 +203,9 @@ class Daemon:
                 clips_dir=a.clips_dir, clip_pre_s=a.clip_pre_s, clip_post_s=a.clip_post_s,
                 status_interval_s=a.status_interval_s, publish_scores=a.publish_scores,
             )
+            self._pipeline_args = (settings, bundle.bundle_id, sink, self.log, metrics)
             self.pipeline = Pipeline(scorer, [s for _, s in self.sources.values()],
-                                     self._thresholds(self.sources, bundle), settings, bundle.bundle_id, sink,
-                                     self.log, metrics)
+                                     self._thresholds(self.sources, bundle), *self._pipeline_args)
             for _, s in self.sources.values():
                 s.start()
             self.pipeline.start()
@@ -219,8 +223,7 @@ class Daemon:
         ready = False
         last_ping = last_status = 0.0
         while not self.stop_requested.wait(0.1):
-            if self.pipeline.error or not self.pipeline.is_alive():
-                raise SentinelError(f"inference loop stopped: {self.pipeline.error}")
+            self._supervise()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
@@ -239,6 +242,42 @@ class Daemon:
                 last_ping = now
             if self.config.daemon.exit_when_done and self.pipeline.idle():
                 break
+
+    def _supervise(self) -> None:
+        """Restart a dead inference loop or source with back-off; give up past the rate limit."""
+        p = self.pipeline
+        assert p is not None
+        if not p.is_alive() and not self.stop_requested.is_set():
+            self.pipeline_policy.failed()
+            if self.pipeline_policy.exhausted:
+                if self.notifier.watchdog_interval is None:  # nobody to restart us: exit non-zero
+                    raise SentinelError(f"inference loop keeps failing ({p.error}); giving up")
+            elif self.pipeline_policy.due():
+                self.log.error("inference loop died; restarting", error=p.error)
+                thresholds = {tr.source.source_name: tr.decider.threshold for tr in p.tracks}
+                fresh = Pipeline(self.scorer, [tr.source for tr in p.tracks], thresholds, *self._pipeline_args)
+                fresh.resume_from(p)
+                self.pipeline = fresh
+                fresh.start()
+        else:
+            self.pipeline_policy.healthy_for(60)
+        for name, (sc, src) in list(self.sources.items()):
+            if src.is_alive() or src.finished or self.stop_requested.is_set():
+                continue
+            policy = self.source_policies.setdefault(name, RestartPolicy())
+            policy.failed()
+            if policy.due():
+                self.log.error("source died; restarting", source=name, error=src.error)
+                try:
+                    fresh_src = build_source(sc, src.sample_rate, self.config.daemon.buffer_seconds, self.log)
+                except SentinelError as e:
+                    self.log.error("source unavailable", source=name, error=str(e))
+                    continue
+                fresh_src.start()
+                self.sources[name] = (sc, fresh_src)
+                cur = self.pipeline  # same name, new thread and ring: thresholds are unchanged
+                cur.reconfigure(cur.scorer, [s for _, s in self.sources.values()],
+                                {tr.source.source_name: tr.decider.threshold for tr in cur.tracks})
 
     def _update_gauges(self) -> None:
         assert self.metrics is not None and self.pipeline is not None

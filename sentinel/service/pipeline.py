@@ -96,6 +96,12 @@ class Pipeline(threading.Thread):
                     progress = True
         return out
 
+    def resume_from(self, old: Pipeline) -> None:
+        """Carry stream positions and decisions over from a pipeline that died (supervised restart)."""
+        prev = {tr.source.source_name: tr for tr in old.tracks}
+        self.tracks = [prev.get(tr.source.source_name, tr) for tr in self.tracks]
+        self.batches = old.batches
+
     def reconfigure(self, scorer: DiffusionScorer, sources: list[Source], thresholds: dict[str, float]) -> None:
         """Swap scorer and sources at the next batch boundary (SIGHUP reload). Sources that stay keep
         their position in the stream, so they are scored without a gap."""
