@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchaudio==2.11.0
 DEMO    ?= demo-out
 
-.PHONY: setup system-deps demo demo-offline demo-assets test lint bench clean
+.PHONY: setup system-deps demo demo-offline demo-assets test lint bench install clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,18 @@ test: $(STAMP) system-deps lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/quality.py
+
+# As root: venv in $(PREFIX), the unit, and the example config (an existing one is kept).
+PREFIX ?= /opt/sentinel
+install:
+	$(PYTHON) -m venv $(PREFIX)/venv
+	$(PREFIX)/venv/bin/python -m pip install --quiet $(TORCH_SPEC)
+	$(PREFIX)/venv/bin/python -m pip install --quiet .
+	install -D -m 0644 README.md $(PREFIX)/README.md
+	install -D -m 0644 systemd/sentinel.service /etc/systemd/system/sentinel.service
+	sed -i 's#/opt/sentinel/venv#$(PREFIX)/venv#' /etc/systemd/system/sentinel.service
+	[ -e /etc/sentinel/sentinel.yaml ] || install -D -m 0644 configs/sentinel.yaml /etc/sentinel/sentinel.yaml
+	-systemctl daemon-reload
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache
