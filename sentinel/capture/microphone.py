@@ -53,7 +53,7 @@ class MicrophoneSource(Source):
             except Exception as e:
                 self.error = f"cannot open microphone {self.device!r}: {e}"
                 if self.log:
-                    self.log.error("source unavailable", source=self.source_name, error=self.error, retry_s=delay)
+                    self.log.error("source unavailable", error=self.error, retry_s=delay)
                 if self.stop_event.wait(delay * random.uniform(0.8, 1.2)):
                     return
                 delay = min(60.0, delay * 2)
@@ -64,7 +64,7 @@ class MicrophoneSource(Source):
             with stream:
                 self.connected, delay, self.error = True, 1.0, None
                 if self.log:
-                    self.log.info("source connected", source=self.source_name, device=self.device, rate=rate)
+                    self.log.info("source connected", device=self.device, rate=rate)
                 while not self.stop_event.is_set():
                     try:
                         block = self.blocks.get(timeout=0.1)

@@ -28,7 +28,7 @@ class Source(ABC, threading.Thread):
         self.error: str | None = None
         self.consumed = 0
         """Absolute position the pipeline has read up to (it alone writes this)."""
-        self.log = log
+        self.log = log.bind(source=name) if log is not None else None
 
     def emit(self, samples: np.ndarray) -> None:
         self.ring.write(samples)
@@ -43,7 +43,7 @@ class Source(ABC, threading.Thread):
         except Exception as e:  # a source must never take the daemon down with it
             self.error = f"{type(e).__name__}: {e}"
             if self.log:
-                self.log.error("source failed", source=self.source_name, error=self.error)
+                self.log.error("source failed", error=self.error)
         finally:
             self.connected = False
 

@@ -30,7 +30,7 @@ class StreamSource(Source):
             resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
             self.connected = True
             if self.log:
-                self.log.info("source connected", source=self.source_name, url=self.url)
+                self.log.info("source connected", url=self.url)
             heard = time.monotonic()
             for frame in container.decode(container.streams.audio[0]):
                 for out in resampler.resample(frame):
@@ -61,7 +61,7 @@ class StreamSource(Source):
             self.error = reason
             self.reconnects += 1
             if self.log:
-                self.log.warning("source disconnected", source=self.source_name, reason=reason,
+                self.log.warning("source disconnected", reason=reason,
                                  attempt=self.reconnects, retry_s=round(wait, 2))
             if self.stop_event.wait(wait):
                 return
