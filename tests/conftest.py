@@ -78,3 +78,14 @@ def tiny_bundle(tmp_path_factory, tiny_config, machine_data) -> Path:
     assert json.loads(proc.stdout.strip().splitlines()[-1])["steps"] == 40
     run_cli("calibrate", str(out), "--normal", str(machine_data["calib"]), "--device", "cpu", check=True)
     return out
+
+
+SUMMARY: list[str] = []
+"""Lines tests want shown after the run (e.g. the systemd unit checks), pass or fail."""
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if SUMMARY:
+        terminalreporter.section("service checks")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)

@@ -1,6 +1,7 @@
 """The daemon as systemd runs it: a real NOTIFY_SOCKET, SIGHUP reloads, SIGTERM; and the unit file."""
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import sentinel_cmd
+from tests.conftest import SUMMARY, sentinel_cmd
 from tests.integration.test_daemon import free_port, receive, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +94,8 @@ def test_lifecycle_ready_watchdog_reload_stop(tiny_bundle, machine_data, tmp_pat
         proc.kill()
         err = proc.stderr.read()
     assert proc.returncode == 0, err
+    journal = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert any(j["topic"] == "alert.two" for j in journal), "the reloaded source's alerts are not in the journal"
     assert "reload rejected" in err and "daemon.max_batch" in err
     assert "reloaded" in err
 
@@ -114,7 +117,7 @@ def unit_for_here(tmp_path):
 def test_unit_verifies_clean(unit_for_here):
     proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit_for_here)], capture_output=True,
                           text=True)
-    print(f"systemd-analyze verify: rc {proc.returncode}, stderr {proc.stderr!r}")
+    SUMMARY.append(f"systemd-analyze verify --man=no sentinel.service: rc {proc.returncode}, stderr {proc.stderr!r}")
     assert proc.returncode == 0 and proc.stderr == ""
 
 
@@ -122,6 +125,6 @@ def test_unit_exposure_is_low(unit_for_here):
     proc = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit_for_here)], capture_output=True,
                           text=True)
     line = [x for x in proc.stdout.splitlines() if "Overall exposure level" in x][0]
-    print(line)
+    SUMMARY.append(f"systemd-analyze security --offline=true sentinel.service: {line.strip()}")
     exposure = float(line.split(":")[1].split()[0])
     assert exposure <= 2.0
