@@ -100,8 +100,8 @@ class Daemon:
     def _open_sources(self, cfg: SentinelConfig, sample_rate: int, keep: dict) -> dict:
         out = {}
         for sc in cfg.sources or demo_sources():
-            if sc.name in keep and keep[sc.name][0] == sc:
-                out[sc.name] = keep[sc.name]  # unchanged: keeps running, no gap
+            if sc.name in keep and keep[sc.name][0].model_copy(update={"threshold": sc.threshold}) == sc:
+                out[sc.name] = (sc, keep[sc.name][1])  # same capture (a threshold may change): no gap
                 continue
             try:
                 src = build_source(sc, sample_rate, cfg.daemon.buffer_seconds, self.log)
