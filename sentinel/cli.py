@@ -65,7 +65,8 @@ class _Scored:
     file_score: float
 
 
-def _score_files(bundle, scorer, paths: Sequence[str | Path], must_find: bool = True) -> list[_Scored]:
+def _score_files(bundle, scorer, paths: Sequence[str | Path], must_find: bool = True,
+                 tile_short: bool = False) -> list[_Scored]:
     from sentinel.audio import find_audio, load_audio
     from sentinel.errors import AudioError
 
@@ -79,6 +80,9 @@ def _score_files(bundle, scorer, paths: Sequence[str | Path], must_find: bool = 
         except AudioError as e:
             _warn(f"skipped {e}")
             continue
+        if wave.numel() < bundle.features.window_samples and tile_short:
+            # Dataset clips shorter than a window are repeated to fill it (silence would look anomalous).
+            wave = wave.repeat(-(-bundle.features.window_samples // wave.numel()))[: bundle.features.window_samples]
         if wave.numel() < bundle.features.window_samples:
             _warn(f"skipped {f}: {wave.numel() / bundle.features.sample_rate:.2f} s is shorter than one "
                   f"window ({bundle.features.window_seconds:.2f} s)")
@@ -114,14 +118,56 @@ def cmd_train(args: argparse.Namespace) -> int:
     tcfg = dataclasses.replace(cfg.training, **overrides)
     device = resolve_device(args.device or cfg.device)
     log = get_logger("sentinel.train")
+    data = _dataset_train_files(args) if args.dataset == "urbansound8k" else args.data
+    if not data:
+        raise DataError("train: give --data DIR (or --dataset urbansound8k --root DIR)")
     result = train(
-        data=args.data, out=args.out, features=cfg.features, model_config=cfg.model,
+        data=data, out=args.out, features=cfg.features, model_config=cfg.model,
         scheduler_config=cfg.scheduler, scoring=cfg.scoring, config=tcfg, device=device,
         resume=args.resume, log=log.info, on_file_error=lambda m: _warn(f"skipped {m}"),
     )
     print(json.dumps({"bundle": str(args.out), "bundle_id": result.bundle.bundle_id, "steps": result.steps,
                       "seconds": round(result.seconds, 1), "final_loss": round(result.final_loss, 5)}))
     return 0
+
+
+def _dataset_train_files(args: argparse.Namespace) -> list[Path]:
+    from sentinel.training import urbansound8k as us8k
+
+    if not args.root:
+        raise DataError("--dataset urbansound8k needs --root DIR (the folder with metadata/ and audio/)")
+    clips = us8k.read_metadata(args.root)
+    files = us8k.train_files(clips, us8k.parse_classes(args.normal_classes or us8k.DEFAULT_NORMAL), args.test_fold)
+    if not files:
+        raise DataError(f"{args.root}: no normal-class clips outside fold {args.test_fold}")
+    return files
+
+
+def _eval_urbansound8k(args: argparse.Namespace, bundle, scorer) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    from sentinel.training import urbansound8k as us8k
+
+    if not args.root:
+        raise DataError("--dataset urbansound8k needs --root DIR (the folder with metadata/ and audio/)")
+    normal_ids = us8k.parse_classes(args.normal_classes or us8k.DEFAULT_NORMAL)
+    clips = us8k.test_clips(us8k.read_metadata(args.root), args.test_fold)
+    by_path = {c.path: c for c in clips}
+    scored = _score_files(bundle, scorer, [c.path for c in clips], tile_short=True)
+    y = np.array([by_path[r.path].class_id not in normal_ids for r in scored], dtype=int)
+    s = np.array([r.file_score for r in scored])
+    if y.min() == y.max():
+        raise DataError(f"fold {args.test_fold} needs both normal and anomalous clips to evaluate")
+    per_class = {}
+    for cid in sorted({by_path[r.path].class_id for r in scored} - normal_ids):
+        keep = np.array([by_path[r.path].class_id in normal_ids | {cid} for r in scored])
+        per_class[us8k.CLASSES[cid]] = {"auc": float(roc_auc_score(y[keep], s[keep])),
+                                        "pauc": float(roc_auc_score(y[keep], s[keep], max_fpr=0.1)),
+                                        "n": int(y[keep].sum())}
+    return {"bundle_id": bundle.bundle_id, "normal_classes": [us8k.CLASSES[i] for i in sorted(normal_ids)],
+            "test_fold": args.test_fold, "auc": float(roc_auc_score(y, s)),
+            "pauc": float(roc_auc_score(y, s, max_fpr=0.1)), "n_normal": int((y == 0).sum()),
+            "n_anomalous": int(y.sum()), "per_class": per_class, "labels": y, "scores": s}
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -190,21 +236,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from sklearn.metrics import roc_auc_score
 
     bundle, scorer = _load(args.bundle, args.device)
-    normal = _score_files(bundle, scorer, args.normal)
-    anomalous = _score_files(bundle, scorer, args.anomalous)
-    if not normal or not anomalous:
-        raise DataError("eval needs at least one readable normal and one anomalous recording")
-    y = np.array([0] * len(normal) + [1] * len(anomalous))
-    s = np.array([r.file_score for r in normal + anomalous])
-    result = {
-        "bundle_id": bundle.bundle_id,
-        "auc": float(roc_auc_score(y, s)),
-        "pauc": float(roc_auc_score(y, s, max_fpr=0.1)),
-        "max_fpr": 0.1,
-        "n_normal": len(normal),
-        "n_anomalous": len(anomalous),
-        "threshold": bundle.threshold,
-    }
+    if args.dataset == "urbansound8k":
+        result = _eval_urbansound8k(args, bundle, scorer)
+        y, s = result.pop("labels"), result.pop("scores")
+    else:
+        if not args.normal or not args.anomalous:
+            raise DataError("eval: give --normal DIR and --anomalous DIR (or --dataset urbansound8k --root DIR)")
+        normal = _score_files(bundle, scorer, args.normal)
+        anomalous = _score_files(bundle, scorer, args.anomalous)
+        if not normal or not anomalous:
+            raise DataError("eval needs at least one readable normal and one anomalous recording")
+        y = np.array([0] * len(normal) + [1] * len(anomalous))
+        s = np.array([r.file_score for r in normal + anomalous])
+        result = {
+            "bundle_id": bundle.bundle_id,
+            "auc": float(roc_auc_score(y, s)),
+            "pauc": float(roc_auc_score(y, s, max_fpr=0.1)),
+            "n_normal": len(normal),
+            "n_anomalous": len(anomalous),
+        }
+    result["max_fpr"] = 0.1
+    result["threshold"] = bundle.threshold
     if bundle.threshold is not None:
         result["tpr_at_threshold"] = float((s[y == 1] > bundle.threshold).mean())
         result["fpr_at_threshold"] = float((s[y == 0] > bundle.threshold).mean())
@@ -216,8 +268,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result))
     else:
+        per_class = result.pop("per_class", None)
         for k, v in result.items():
             print(f"{k:>18}  {v:.4f}" if isinstance(v, float) else f"{k:>18}  {v}")
+        if per_class:
+            print(f"\n{'anomalous class':<18} {'n':>5} {'AUC':>7} {'pAUC':>7}")
+            for name, r in per_class.items():
+                print(f"{name:<18} {r['n']:>5} {r['auc']:7.3f} {r['pauc']:7.3f}")
     return 0
 
 
@@ -265,6 +322,17 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=["folder", "urbansound8k"], default="folder",
+                   help="folder: --data/--normal/--anomalous paths; urbansound8k: the release layout under --root")
+    p.add_argument("--root", metavar="DIR", help="UrbanSound8K folder (with metadata/ and audio/)")
+    p.add_argument("--normal-classes", action="append", metavar="NAMES",
+                   help="UrbanSound8K classes taken as normal, names or IDs, comma-separated "
+                   "(default air_conditioner; the rest are anomalous)")
+    p.add_argument("--test-fold", type=int, default=10, choices=range(1, 11), metavar="K",
+                   help="UrbanSound8K fold held out for evaluation (default 10); the others train")
+
+
 # -- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
@@ -281,8 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model bundle on folders of normal recordings",
                        description="Train the diffusion denoiser on normal recordings (folders are searched "
                        "recursively) and write a bundle: weights.safetensors + bundle.json.")
-    t.add_argument("--data", action="append", required=True, metavar="DIR",
+    t.add_argument("--data", action="append", metavar="DIR",
                    help="folder, file or glob of normal recordings (repeatable)")
+    _dataset_flags(t)
     t.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder to write")
     t.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
     t.add_argument("--steps", type=_positive_int, help="optimiser steps (overrides training.steps)")
@@ -319,8 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score normal and anomalous recordings and report file-level AUC and "
                        "pAUC (max FPR 0.1, as DCASE does), with an optional ROC and histogram plot.")
     e.add_argument("bundle", metavar="BUNDLE")
-    e.add_argument("--normal", action="append", required=True, metavar="DIR", help="normal recordings")
-    e.add_argument("--anomalous", action="append", required=True, metavar="DIR", help="anomalous recordings")
+    e.add_argument("--normal", action="append", metavar="DIR", help="normal recordings")
+    e.add_argument("--anomalous", action="append", metavar="DIR", help="anomalous recordings")
+    _dataset_flags(e)
     e.add_argument("--plot", metavar="PNG", help="write a ROC curve and score histograms here")
     e.add_argument("--format", choices=["json", "table"], default="table", help="output format (default table)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
