@@ -126,6 +126,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         scheduler_config=cfg.scheduler, scoring=cfg.scoring, config=tcfg, device=device,
         resume=args.resume, log=log.info, on_file_error=lambda m: _warn(f"skipped {m}"),
     )
+    if result.bundle is None:  # a non-zero rank of a distributed run: rank 0 reports
+        return 0
     print(json.dumps({"bundle": str(args.out), "bundle_id": result.bundle.bundle_id, "steps": result.steps,
                       "seconds": round(result.seconds, 1), "final_loss": round(result.final_loss, 5)}))
     return 0

@@ -65,10 +65,60 @@ class TrainingConfig:
 
 @dataclass
 class TrainResult:
-    bundle: Bundle
+    bundle: Bundle | None
+    """None on the processes of a distributed run other than rank 0."""
     steps: int
     seconds: float
     final_loss: float
+
+
+@dataclass
+class _Distributed:
+    """Process-group plumbing for torchrun; a no-op for a single process."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    owns_group: bool = False
+
+    @classmethod
+    def start(cls, device: torch.device) -> _Distributed:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls(device)
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        owns = not dist.is_initialized()
+        if owns:
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        return cls(device, dist.get_rank(), dist.get_world_size(), owns)
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def agree_to_stop(self, mine: bool) -> bool:
+        """Every rank stops at the same step, when any wants to (e.g. its wall-clock budget ran out)."""
+        if self.world == 1:
+            return mine
+        import torch.distributed as dist
+
+        flag = torch.tensor([1.0 if mine else 0.0], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def finish(self) -> None:
+        if self.owns_group:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def _split(recs: list[Recording], fraction: float, seed: int) -> tuple[list[Recording], list[Recording]]:
@@ -104,8 +154,17 @@ def train(
     log: Callable[..., None] | None = None,
     on_file_error: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train a denoiser on the normal recordings under `data` and write a bundle to `out`."""
-    log = log or (lambda event, **kw: None)
+    """Train a denoiser on the normal recordings under `data` and write a bundle to `out`.
+
+    Under `torchrun` (WORLD_SIZE > 1) every process draws the same batch from the same seeded
+    generator and trains on its own slice of it; DDP averages the gradients, so N processes take
+    exactly the steps one process would with the whole batch. Only rank 0 logs and writes.
+    """
+    dist_ctx = _Distributed.start(device)
+    device, rank, world = dist_ctx.device, dist_ctx.rank, dist_ctx.world
+    if config.batch_size % world:
+        raise BundleError(f"training.batch_size {config.batch_size} must divide evenly over {world} processes")
+    log = (log or (lambda event, **kw: None)) if rank == 0 else (lambda event, **kw: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -132,6 +191,7 @@ def train(
         )
     model = UNet(model_config).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
+    net = dist_ctx.wrap(model)
     opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = NoiseSchedule(scheduler_config)
     t_hi = max(1, math.ceil(config.timestep_fraction * schedule.num_train_timesteps))
@@ -150,6 +210,8 @@ def train(
         log("resumed", step=step)
 
     def checkpoint() -> None:
+        if rank != 0:
+            return
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
                  "generator": gen.get_state(), "step": step, "elapsed": elapsed}
         tmp = ckpt_path.with_suffix(".tmp")
@@ -159,14 +221,17 @@ def train(
     budget_s = config.max_minutes * 60 if config.max_minutes else math.inf
     started = time.monotonic() - elapsed
     model.train()
-    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=None, dynamic_ncols=True)
-    while step < config.steps and time.monotonic() - started < budget_s:
+    bar = tqdm(total=config.steps, initial=step, desc="train", unit="step", disable=None if rank == 0 else True,
+               dynamic_ncols=True)
+    while step < config.steps and not dist_ctx.agree_to_stop(time.monotonic() - started >= budget_s):
         for group in opt.param_groups:
             group["lr"] = config.learning_rate * _lr_factor(step, config.warmup_steps)
         x0 = extractor.to_input(sampler.sample(config.batch_size, gen).to(device))
         t = torch.randint(0, t_hi, (x0.shape[0],), generator=gen).to(device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
-        loss = F.mse_loss(model(schedule.add_noise(x0, noise, t), t), noise)
+        mine = slice(rank * config.batch_size // world, (rank + 1) * config.batch_size // world)
+        x0, t, noise = x0[mine], t[mine], noise[mine]
+        loss = F.mse_loss(net(schedule.add_noise(x0, noise, t), t), noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -189,6 +254,9 @@ def train(
     elapsed = time.monotonic() - started
     checkpoint()
     log("trained", steps=step, loss=round(loss_avg, 5), seconds=round(elapsed, 1))
+    dist_ctx.finish()
+    if rank != 0:
+        return TrainResult(bundle=None, steps=step, seconds=elapsed, final_loss=loss_avg)
 
     scorer = DiffusionScorer(ema, scheduler_config, extractor, scoring, device=device)
     stats = scorer.fit(
@@ -208,6 +276,8 @@ def train(
             "recordings": len(recs),
             "data": [str(d) for d in data],
             "device": str(device),
+            "world_size": world,
+            "batch_per_process": config.batch_size // world,
             "config": config.to_dict(),
         },
     )
