@@ -133,27 +133,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dataset_train_files(args: argparse.Namespace) -> list[Path]:
+def _us8k_split(args: argparse.Namespace):
+    """The UrbanSound8K clips under --root and the normal class IDs, checked once for train and eval."""
     from sentinel.training import urbansound8k as us8k
 
     if not args.root:
         raise DataError("--dataset urbansound8k needs --root DIR (the folder with metadata/ and audio/)")
-    clips = us8k.read_metadata(args.root)
-    files = us8k.train_files(clips, us8k.parse_classes(args.normal_classes or us8k.DEFAULT_NORMAL), args.test_fold)
+    return us8k.read_metadata(args.root), us8k.parse_classes(args.normal_classes or us8k.DEFAULT_NORMAL)
+
+
+def _dataset_train_files(args: argparse.Namespace) -> list[Path]:
+    from sentinel.training import urbansound8k as us8k
+
+    clips, normal_ids = _us8k_split(args)
+    files = us8k.train_files(clips, normal_ids, args.test_fold)
     if not files:
         raise DataError(f"{args.root}: no normal-class clips outside fold {args.test_fold}")
     return files
 
 
-def _eval_urbansound8k(args: argparse.Namespace, bundle, scorer) -> dict:
+def _auc_pauc(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import roc_auc_score
 
+    return {"auc": float(roc_auc_score(y, s)), "pauc": float(roc_auc_score(y, s, max_fpr=0.1))}
+
+
+def _eval_urbansound8k(args: argparse.Namespace, bundle, scorer) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Labels and file scores of the test fold, plus the protocol and a per-anomalous-class table."""
     from sentinel.training import urbansound8k as us8k
 
-    if not args.root:
-        raise DataError("--dataset urbansound8k needs --root DIR (the folder with metadata/ and audio/)")
-    normal_ids = us8k.parse_classes(args.normal_classes or us8k.DEFAULT_NORMAL)
-    clips = us8k.test_clips(us8k.read_metadata(args.root), args.test_fold)
+    all_clips, normal_ids = _us8k_split(args)
+    clips = us8k.test_clips(all_clips, args.test_fold)
     by_path = {c.path: c for c in clips}
     scored = _score_files(bundle, scorer, [c.path for c in clips], tile_short=True)
     y = np.array([by_path[r.path].class_id not in normal_ids for r in scored], dtype=int)
@@ -163,13 +173,10 @@ def _eval_urbansound8k(args: argparse.Namespace, bundle, scorer) -> dict:
     per_class = {}
     for cid in sorted({by_path[r.path].class_id for r in scored} - normal_ids):
         keep = np.array([by_path[r.path].class_id in normal_ids | {cid} for r in scored])
-        per_class[us8k.CLASSES[cid]] = {"auc": float(roc_auc_score(y[keep], s[keep])),
-                                        "pauc": float(roc_auc_score(y[keep], s[keep], max_fpr=0.1)),
-                                        "n": int(y[keep].sum())}
-    return {"bundle_id": bundle.bundle_id, "normal_classes": [us8k.CLASSES[i] for i in sorted(normal_ids)],
-            "test_fold": args.test_fold, "auc": float(roc_auc_score(y, s)),
-            "pauc": float(roc_auc_score(y, s, max_fpr=0.1)), "n_normal": int((y == 0).sum()),
-            "n_anomalous": int(y.sum()), "per_class": per_class, "labels": y, "scores": s}
+        per_class[us8k.CLASSES[cid]] = {**_auc_pauc(y[keep], s[keep]), "n": int(y[keep].sum())}
+    extra = {"normal_classes": [us8k.CLASSES[i] for i in sorted(normal_ids)], "test_fold": args.test_fold,
+             "per_class": per_class}
+    return y, s, extra
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -235,12 +242,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from sklearn.metrics import roc_auc_score
-
     bundle, scorer = _load(args.bundle, args.device)
+    extra: dict = {}
     if args.dataset == "urbansound8k":
-        result = _eval_urbansound8k(args, bundle, scorer)
-        y, s = result.pop("labels"), result.pop("scores")
+        y, s, extra = _eval_urbansound8k(args, bundle, scorer)
     else:
         if not args.normal or not args.anomalous:
             raise DataError("eval: give --normal DIR and --anomalous DIR (or --dataset urbansound8k --root DIR)")
@@ -250,13 +255,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise DataError("eval needs at least one readable normal and one anomalous recording")
         y = np.array([0] * len(normal) + [1] * len(anomalous))
         s = np.array([r.file_score for r in normal + anomalous])
-        result = {
-            "bundle_id": bundle.bundle_id,
-            "auc": float(roc_auc_score(y, s)),
-            "pauc": float(roc_auc_score(y, s, max_fpr=0.1)),
-            "n_normal": len(normal),
-            "n_anomalous": len(anomalous),
-        }
+    result = {"bundle_id": bundle.bundle_id, **_auc_pauc(y, s), "n_normal": int((y == 0).sum()),
+              "n_anomalous": int(y.sum()), **extra}
     result["max_fpr"] = 0.1
     result["threshold"] = bundle.threshold
     if bundle.threshold is not None:

@@ -254,8 +254,7 @@ class Daemon:
                     raise SentinelError(f"inference loop keeps failing ({p.error}); giving up")
             elif self.pipeline_policy.due():
                 self.log.error("inference loop died; restarting", error=p.error)
-                thresholds = {tr.source.source_name: tr.decider.threshold for tr in p.tracks}
-                fresh = Pipeline(self.scorer, [tr.source for tr in p.tracks], thresholds, *self._pipeline_args)
+                fresh = Pipeline(self.scorer, [tr.source for tr in p.tracks], p.thresholds(), *self._pipeline_args)
                 fresh.resume_from(p)
                 self.pipeline = fresh
                 fresh.start()
@@ -276,8 +275,7 @@ class Daemon:
                 fresh_src.start()
                 self.sources[name] = (sc, fresh_src)
                 cur = self.pipeline  # same name, new thread and ring: thresholds are unchanged
-                cur.reconfigure(cur.scorer, [s for _, s in self.sources.values()],
-                                {tr.source.source_name: tr.decider.threshold for tr in cur.tracks})
+                cur.reconfigure(cur.scorer, [s for _, s in self.sources.values()], cur.thresholds())
 
     def _update_gauges(self) -> None:
         assert self.metrics is not None and self.pipeline is not None

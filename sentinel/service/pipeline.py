@@ -96,6 +96,10 @@ class Pipeline(threading.Thread):
                     progress = True
         return out
 
+    def thresholds(self) -> dict[str, float]:
+        """The threshold in force for each source."""
+        return {tr.source.source_name: tr.decider.threshold for tr in self.tracks}
+
     def resume_from(self, old: Pipeline) -> None:
         """Carry stream positions and decisions over from a pipeline that died (supervised restart)."""
         prev = {tr.source.source_name: tr for tr in old.tracks}
