@@ -24,13 +24,14 @@ class FileSource(Source):
             return not (ahead > 0 and self.stop_event.wait(ahead))
         # Full speed, but never lap the reader: a replay has no reason to lose audio.
         while self.ring.written - self.consumed > self.ring.capacity // 2:
-            if self.stop_event.wait(0.002):
+            if self.stop_event.wait(0.01):  # coarse: many replays polling fast would steal the scorer's CPU
                 return False
         return not self.stop_event.is_set()
 
     def capture(self) -> None:
         self.connected = True
         t0, sent = time.monotonic(), 0
+        self.started_at = time.time()  # sample 0 is due now: alert times and lags count from here
         while True:
             for i in range(0, self.wave.size, self.chunk):
                 if not self._pace(sent, t0):

@@ -74,6 +74,11 @@ class Pipeline(threading.Thread):
         self.batches = 0
         self.latencies: deque[float] = deque(maxlen=100_000)
         """Seconds from a window being seen complete in its ring to its decision (alert published)."""
+        self.close_lags: deque[float] = deque(maxlen=100_000)
+        """Seconds from the wall-clock time of a window's last sample to its decision: the latency a
+        listener sees, for live sources (meaningless for files replayed faster than real time)."""
+        self.busy_s = 0.0
+        """Seconds spent scoring and deciding (not waiting for audio): busy_s / wall time is the load."""
         self.error: str | None = None
         self.last_beat = time.monotonic()
 
@@ -137,6 +142,7 @@ class Pipeline(threading.Thread):
             ready += self._ready(self.settings.max_batch - len(ready))
         if not ready:
             return 0
+        t_read = time.monotonic()
         windows = []
         keep = []
         for tr, start in ready:
@@ -157,8 +163,10 @@ class Pipeline(threading.Thread):
         for (tr, start), score in zip(keep, scores, strict=True):
             self._decide(tr, start, score)
             self.latencies.append(time.monotonic() - seen)
+            self.close_lags.append(time.time() - tr.source.started_at - (start + self.window) / self.sr)
         for tr in self.tracks:
             tr.source.consumed = tr.next_start
+        self.busy_s += time.monotonic() - t_read
         return len(windows)
 
     # -- decisions and sinks ---------------------------------------------------------------------

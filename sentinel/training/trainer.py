@@ -23,7 +23,7 @@ from sentinel.diffusion.unet import UNet, UNetConfig
 from sentinel.errors import BundleError
 from sentinel.features.extractor import FeatureExtractor
 from sentinel.features.spec import FeatureSpec
-from sentinel.scoring.scorer import DiffusionScorer, ScoringConfig
+from sentinel.scoring.scorer import DiffusionScorer, NormalStats, ScoringConfig
 from sentinel.training.data import CropSampler, Recording, load_recordings
 from sentinel.windows import sliding_windows
 
@@ -135,6 +135,34 @@ def _windows(recs: list[Recording], spec: FeatureSpec, limit: int, seed: int) ->
     if w.shape[0] > limit:
         w = w[torch.randperm(w.shape[0], generator=torch.Generator().manual_seed(seed))[:limit]]
     return w
+
+
+def _fit_stats(scorer: DiffusionScorer, train_recs: list[Recording], holdout: list[Recording],
+               config: TrainingConfig) -> NormalStats:
+    spec = scorer.extractor.spec
+    return scorer.fit(
+        _windows(train_recs, spec, config.fit_windows, config.seed),
+        _windows(holdout, spec, config.fit_windows, config.seed + 1),
+    )
+
+
+def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device: torch.device,
+          on_file_error: Callable[[str], None] | None = None) -> Bundle:
+    """The same trained network with other scoring settings (strengths, steps, ...).
+
+    Residual and component statistics depend on the scoring settings, so they are fitted again
+    on the normal recordings, split exactly as training split them. Calibration is dropped:
+    thresholds of the old scores do not apply to the new ones.
+    """
+    config = TrainingConfig(**bundle.training.get("config", {}))
+    recs = load_recordings(data, bundle.features, on_error=on_file_error)
+    train_recs, holdout = _split(recs, config.holdout_fraction, config.seed)
+    scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, scoring, device=device)
+    stats = _fit_stats(scorer, train_recs, holdout, config)
+    bundle.model.cpu()
+    bundle.extractor.cpu()
+    return dataclasses.replace(bundle, scoring=scoring, stats=stats.to(torch.device("cpu")), calibration=None,
+                               path=None, bundle_id="")
 
 
 def _lr_factor(step: int, warmup: int) -> float:
@@ -259,10 +287,7 @@ def train(
         return TrainResult(bundle=None, steps=step, seconds=elapsed, final_loss=loss_avg)
 
     scorer = DiffusionScorer(ema, scheduler_config, extractor, scoring, device=device)
-    stats = scorer.fit(
-        _windows(train_recs, features, config.fit_windows, config.seed),
-        _windows(holdout, features, config.fit_windows, config.seed + 1),
-    )
+    stats = _fit_stats(scorer, train_recs, holdout, config)
     bundle = Bundle(
         model=ema.cpu(),
         extractor=extractor.cpu(),
