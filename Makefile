@@ -47,8 +47,13 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(PY) -m pytest
 
+# Development figures (see docs/quality.md and docs/performance.md); quality and textures train models: long.
 bench: $(STAMP)
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
+	$(PY) benchmarks/scorer.py
+	$(PY) benchmarks/stream.py
 	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/textures.py
 
 # As root: venv in $(PREFIX), the unit, and the example config (an existing one is kept).
 PREFIX ?= /opt/sentinel

@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
-"""Quality benchmark on the development set: train, calibrate, score, report AUC and pAUC.
+"""Quality benchmark on the development set: every candidate trained, calibrated and scored by the
+real CLI, with the same CPU budget, over several seeds; one table of AUC, pAUC and TPR.
 
-usage: python benchmarks/quality.py [--devset DIR] [--minutes 15] [--machines fan motor] [--out DIR]
+usage: python benchmarks/quality.py [--devset DIR] [--minutes 15] [--machines fan motor]
+           [--variants default ae gaussian ...] [--seeds 0 1 2] [--out DIR] [--reuse-default DIR]
 
-Builds the dev set with ../shared/bench/make_devset.py when --devset is not given, then for each
-machine type runs the real CLI: `sentinel train` (CPU, fixed wall-clock budget), `sentinel
-calibrate` on the normal training clips, and `sentinel score --format jsonl` on the test clips.
-Prints one table: AUC, pAUC (max FPR 0.1), TPR/FPR at the calibrated threshold, per-fault AUC,
-training time and the scoring real-time factor.
+Variants (../shared/METHOD.md lists the questions they answer):
+  trained:  default (Sentinel's recipe), ae (the DCASE 2020 autoencoder baseline, `--model
+            autoencoder`), mel (log-mel input instead of its wavelet bands), mel+wavelet (both),
+            no-attention;
+  rescored: recon-only (no embedding term), semantic (plus the feature-space discrepancy),
+            one-strength (t = 300 only), ddim5 (5 DDIM steps per noise level instead of one pass):
+            the default network of the same seed with other scoring settings, normal statistics
+            refitted on the training clips (`sentinel.training.trainer.refit`);
+  reference: gaussian (a Gaussian over each clip's log-mel mean and std per mel bin; no network).
+Each is repeated per seed; the table shows mean +- half the range over seeds.
+`--reuse-default DIR` takes the default bundles from DIR/bundle-<machine>-s<seed> (or
+DIR/bundle-<machine> for seed 0) instead of training them again.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -25,6 +35,11 @@ from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "bench" / "make_devset.py"
+TRAINED = {"default": "", "mel": "features: {representation: mel}\n",
+           "mel+wavelet": "features: {representation: mel+wavelet}\n", "no-attention": "model: {attention: false}\n"}
+RESCORED = {"recon-only": {"weights": {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 0.0, "embedding": 0.0}},
+            "semantic": {"weights": {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 1.0, "embedding": 1.0}},
+            "one-strength": {"strengths": (0.3,)}, "ddim5": {"steps": 5}}
 
 
 def sentinel(*args: str) -> str:
@@ -32,67 +47,177 @@ def sentinel(*args: str) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
+def labels(files: list[str]) -> np.ndarray:
+    return np.array([0 if Path(f).name.startswith("normal") else 1 for f in files])
+
+
+def metrics(names: list[str], s: np.ndarray, flagged: np.ndarray | None) -> dict:
+    y = labels(names)
+    row = {"auc": roc_auc_score(y, s), "pauc": roc_auc_score(y, s, max_fpr=0.1),
+           "tpr": float(flagged[y == 1].mean()) if flagged is not None else float("nan")}
+    for fault in sorted({Path(n).name.split("_")[1] for n in names if not Path(n).name.startswith("normal")}):
+        keep = np.array([Path(n).name.startswith("normal") or Path(n).name.split("_")[1] == fault for n in names])
+        row[f"auc_{fault}"] = roc_auc_score(y[keep], s[keep])
+    return row
+
+
+def evaluate_bundle(bundle: Path, dev: Path) -> dict:
+    sentinel("calibrate", str(bundle), "--normal", str(dev / "train"), "--device", "cpu")
+    t0 = time.perf_counter()
+    lines = [json.loads(x) for x in sentinel("score", str(bundle), str(dev / "test"), "--format", "jsonl",
+                                             "--device", "cpu").splitlines()]
+    score_s = time.perf_counter() - t0
+    files = [x for x in lines if x["kind"] == "file"]
+    ends: dict[str, float] = {}
+    for w in lines:
+        if w["kind"] == "window":
+            ends[w["file"]] = max(ends.get(w["file"], 0.0), w["end_s"])
+    audio_s = sum(ends.values())
+    row = metrics([f["file"] for f in files], np.array([f["score"] for f in files]),
+                  np.array([bool(f["anomaly"]) for f in files]))
+    return {**row, "rtf": audio_s / score_s}
+
+
+def gaussian_reference(dev: Path) -> dict:
+    """A Gaussian (Ledoit-Wolf) over each clip's per-bin log-mel mean and std; Mahalanobis score."""
+    import torch
+    from sklearn.covariance import LedoitWolf
+
+    from sentinel.audio import find_audio, load_audio
+    from sentinel.features.mel import LogMel
+    from sentinel.features.spec import FeatureSpec
+
+    mel = LogMel(FeatureSpec())
+
+    def feats(folder: Path) -> tuple[list[str], np.ndarray]:
+        files = find_audio([folder])
+        with torch.inference_mode():
+            rows = [torch.cat([m.mean(1), m.std(1)]).numpy() for m in (mel(load_audio(f, 16000)) for f in files)]
+        return [str(f) for f in files], np.stack(rows)
+
+    t0 = time.perf_counter()
+    _, train = feats(dev / "train")
+    model = LedoitWolf().fit(train)
+    train_s = time.perf_counter() - t0
+    thr = np.quantile(model.mahalanobis(train), 0.99)
+    names, test = feats(dev / "test")
+    s = model.mahalanobis(test)
+    return {**metrics(names, s, s > thr), "steps": 0, "train_s": train_s, "rtf": float("nan")}
+
+
+def train_bundle(variant: str, dev: Path, out: Path, seed: int, minutes: float) -> tuple[Path, dict]:
+    bundle = out / f"bundle-{dev.name}-{variant}-s{seed}"
+    cfg = out / f"{variant}.yaml"
+    cfg.write_text(TRAINED.get(variant, ""))
+    model = ["--model", "autoencoder"] if variant == "ae" else ["--config", str(cfg)]
+    t0 = time.perf_counter()
+    info = json.loads(sentinel("train", "--data", str(dev / "train"), "--out", str(bundle), "--device", "cpu",
+                               "--steps", "1000000", "--max-minutes", str(minutes), "--seed", str(seed), *model))
+    return bundle, {"steps": info["steps"], "train_s": time.perf_counter() - t0}
+
+
+def rescore_bundle(default: Path, variant: str, dev: Path, out: Path, seed: int) -> Path:
+    import torch
+
+    from sentinel.bundle import load_bundle, save_bundle
+    from sentinel.training.trainer import refit
+
+    src = load_bundle(default)
+    scoring = dataclasses.replace(src.scoring, **RESCORED[variant])
+    return save_bundle(refit(src, [dev / "train"], scoring, torch.device("cpu")),
+                       out / f"bundle-{dev.name}-{variant}-s{seed}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--devset", type=Path)
-    ap.add_argument("--minutes", type=float, default=15.0, help="training budget per machine type")
-    ap.add_argument("--steps", type=int, default=100_000, help="step cap (the minutes usually end first)")
+    ap.add_argument("--minutes", type=float, default=15.0, help="training budget per model")
     ap.add_argument("--machines", nargs="*", help="machine types (default: all in the dev set)")
-    ap.add_argument("--config", type=Path, help="sentinel config to train with")
+    ap.add_argument("--variants", nargs="*", default=["default", "ae", "gaussian"],
+                    choices=[*TRAINED, "ae", *RESCORED, "gaussian"])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    ap.add_argument("--reuse-default", type=Path, metavar="DIR", help="take trained default bundles from here")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
     a = ap.parse_args()
 
-    dev = a.devset or a.out / "devset"
-    if not (dev.exists() and any(dev.iterdir())):
-        subprocess.run([sys.executable, str(SHARED), str(dev)], check=True)
-    machines = a.machines or sorted(p.name for p in dev.iterdir() if (p / "train").is_dir())
-    rows = []
+    dev_root = a.devset or a.out / "devset"
+    if not (dev_root.exists() and any(dev_root.iterdir())):
+        subprocess.run([sys.executable, str(SHARED), str(dev_root)], check=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    machines = a.machines or sorted(p.name for p in dev_root.iterdir() if (p / "train").is_dir())
+    results: dict[tuple[str, str], list[dict]] = {}
     for m in machines:
-        bundle = a.out / f"bundle-{m}"
-        t0 = time.perf_counter()
-        cfg = ["--config", str(a.config)] if a.config else []
-        train = json.loads(sentinel("train", "--data", str(dev / m / "train"), "--out", str(bundle), "--device",
-                                    "cpu", "--steps", str(a.steps), "--max-minutes", str(a.minutes), *cfg))
-        train_s = time.perf_counter() - t0
-        cal = json.loads(sentinel("calibrate", str(bundle), "--normal", str(dev / m / "train"), "--device", "cpu"))
-        t0 = time.perf_counter()
-        lines = [json.loads(x) for x in sentinel("score", str(bundle), str(dev / m / "test"), "--format", "jsonl",
-                                                 "--device", "cpu").splitlines()]
-        score_s = time.perf_counter() - t0
-        files = [x for x in lines if x["kind"] == "file"]
-        ends: dict[str, float] = {}
-        for w in lines:
-            if w["kind"] == "window":
-                ends[w["file"]] = max(ends.get(w["file"], 0.0), w["end_s"])
-        audio_s = sum(ends.values())
-        names = [Path(f["file"]).name for f in files]
-        y = np.array([0 if n.startswith("normal") else 1 for n in names])
-        s = np.array([f["score"] for f in files])
-        flagged = np.array([bool(f["anomaly"]) for f in files])
-        row = {
-            "machine": m, "auc": roc_auc_score(y, s), "pauc": roc_auc_score(y, s, max_fpr=0.1),
-            "tpr": flagged[y == 1].mean(), "fpr": flagged[y == 0].mean(), "steps": train["steps"],
-            "train_s": train_s, "threshold": cal["threshold"], "rtf": audio_s / score_s,
-        }
-        faults = sorted({n.split("_")[1] for n in names if not n.startswith("normal")})
-        for fault in faults:
-            keep = np.array([n.startswith("normal") or n.split("_")[1] == fault for n in names])
-            row[f"auc_{fault}"] = roc_auc_score(y[keep], s[keep])
-        rows.append(row)
-        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-
-    faults = sorted({k[4:] for r in rows for k in r if k.startswith("auc_")})
-    head = f"{'machine':<8} {'AUC':>6} {'pAUC':>6} {'TPR@thr':>8} {'FPR@thr':>8} {'steps':>6} {'train s':>8} " \
-           f"{'RTF':>6}  " + " ".join(f"{f:>9}" for f in faults)
-    print("\n" + head + "\n" + "-" * len(head))
-    for r in rows:
-        print(f"{r['machine']:<8} {r['auc']:6.3f} {r['pauc']:6.3f} {r['tpr']:8.3f} {r['fpr']:8.3f} {r['steps']:6d} "
-              f"{r['train_s']:8.0f} {r['rtf']:6.1f}  " + " ".join(f"{r.get('auc_' + f, float('nan')):9.3f}"
-                                                                for f in faults))
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("auc", "pauc", "tpr", "fpr")}
-    print(f"{'mean':<8} {mean['auc']:6.3f} {mean['pauc']:6.3f} {mean['tpr']:8.3f} {mean['fpr']:8.3f}")
-    print(f"(cpu threads: {os.cpu_count()}, budget {a.minutes} min per machine)")
+        dev = dev_root / m
+        for seed in a.seeds:
+            defaults: Path | None = None
+            for v in a.variants:
+                if v == "gaussian":
+                    if seed != a.seeds[0]:
+                        continue  # deterministic: one run is every run
+                    row = gaussian_reference(dev)
+                elif v in RESCORED:
+                    if defaults is None:
+                        defaults = reuse(a.reuse_default, m, seed) or train_bundle("default", dev, a.out, seed,
+                                                                                   a.minutes)[0]
+                    bundle = rescore_bundle(defaults, v, dev, a.out, seed)
+                    row = {**evaluate_bundle(bundle, dev), "steps": 0, "train_s": float("nan")}
+                else:
+                    reused = reuse(a.reuse_default, m, seed) if v == "default" else None
+                    if reused:
+                        bundle = reused
+                        meta = json.loads((bundle / "bundle.json").read_text())["training"]
+                        info = {"steps": meta["steps"], "train_s": meta["seconds"]}
+                    else:
+                        bundle, info = train_bundle(v, dev, a.out, seed, a.minutes)
+                    if v == "default":
+                        defaults = bundle
+                    row = {**evaluate_bundle(bundle, dev), **info}
+                row.update(machine=m, variant=v, seed=seed)
+                results.setdefault((v, m), []).append(row)
+                print(json.dumps({k: round(x, 4) if isinstance(x, float) else x for k, x in row.items()}), flush=True)
+    print_table(results, machines, a)
     return 0
+
+
+def reuse(folder: Path | None, machine: str, seed: int) -> Path | None:
+    if folder is None:
+        return None
+    for p in (folder / f"bundle-{machine}-s{seed}", folder / f"bundle-{machine}" if seed == 0 else None):
+        if p is not None and (p / "bundle.json").is_file():
+            return p
+    return None
+
+
+def _pm(values: list[float]) -> str:
+    v = np.array(values, dtype=float)
+    return f"{v.mean():.3f}" if len(v) == 1 else f"{v.mean():.3f}±{(v.max() - v.min()) / 2:.3f}"
+
+
+def print_table(results: dict, machines: list[str], a: argparse.Namespace) -> None:
+    variants = list(dict.fromkeys(v for v, _ in results))
+    head = f"{'variant':<13} {'machine':<7} {'AUC':>11} {'pAUC':>11} {'TPR@thr':>11} {'steps':>6} {'train s':>8} " \
+           f"{'RTF':>6} {'weakest fault':>18}"
+    print("\n" + head + "\n" + "-" * len(head))
+    for v in variants:
+        for m in machines:
+            rows = results.get((v, m), [])
+            if not rows:
+                continue
+            faults = {k[4:]: np.mean([r[k] for r in rows]) for k in rows[0] if k.startswith("auc_")}
+            worst = min(faults, key=faults.get) if faults else "-"
+            print(f"{v:<13} {m:<7} {_pm([r['auc'] for r in rows]):>11} {_pm([r['pauc'] for r in rows]):>11} "
+                  f"{_pm([r['tpr'] for r in rows]):>11} {int(np.mean([r['steps'] for r in rows])):>6} "
+                  f"{np.nan_to_num(np.nanmean([r['train_s'] for r in rows])):8.0f} "
+                  f"{np.mean([r['rtf'] for r in rows]):6.1f} {worst + f' {faults.get(worst, 0):.3f}':>18}")
+        per_seed = {}
+        for m in machines:
+            for r in results.get((v, m), []):
+                per_seed.setdefault(r["seed"], []).append(r)
+        means = {k: [np.mean([r[k] for r in rs]) for rs in per_seed.values() if len(rs) == len(machines)]
+                 for k in ("auc", "pauc", "tpr")}
+        if means["auc"]:
+            print(f"{v:<13} {'mean':<7} {_pm(means['auc']):>11} {_pm(means['pauc']):>11} {_pm(means['tpr']):>11}")
+    print(f"(cpu threads: {os.cpu_count()}, training budget {a.minutes} min per model, seeds {a.seeds})")
 
 
 if __name__ == "__main__":

@@ -20,27 +20,32 @@ from pydantic import TypeAdapter, ValidationError
 from safetensors.torch import load_file, save_file
 
 from sentinel import __version__
+from sentinel.baseline.autoencoder import AutoencoderConfig, AutoencoderScorer, DenseAutoencoder
 from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.diffusion.unet import UNet, UNetConfig
 from sentinel.errors import BundleError
 from sentinel.features.extractor import FeatureExtractor
 from sentinel.features.spec import FeatureSpec
+from sentinel.image.extractor import ImageExtractor
+from sentinel.image.spec import ImageSpec
 from sentinel.scoring.calibration import Calibration
-from sentinel.scoring.scorer import DiffusionScorer, NormalStats, ScoringConfig
+from sentinel.scoring.scorer import DiffusionScorer, NormalStats, ScoringConfig, WindowScorer
 
 FORMAT = "sentinel-bundle"
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
 META = "bundle.json"
+_NORMALISATION = ("bin_mean", "bin_std", "channel_mean", "channel_std")
 
 
 @dataclass
 class Bundle:
-    model: UNet
-    extractor: FeatureExtractor
+    model: UNet | DenseAutoencoder
+    extractor: FeatureExtractor | ImageExtractor
     scheduler: SchedulerConfig
     scoring: ScoringConfig
-    stats: NormalStats
+    stats: NormalStats | None
+    """None for the autoencoder baseline, which scores raw reconstruction error."""
     calibration: Calibration | None = None
     training: dict[str, Any] = field(default_factory=dict)
     bundle_id: str = ""
@@ -48,13 +53,30 @@ class Bundle:
 
     @property
     def features(self) -> FeatureSpec:
+        """The audio feature spec (audio bundles; see `modality`)."""
+        assert isinstance(self.extractor, FeatureExtractor), "an image bundle has no audio features"
+        return self.extractor.spec
+
+    @property
+    def modality(self) -> str:
+        return "image" if isinstance(self.extractor, ImageExtractor) else "audio"
+
+    @property
+    def spec(self) -> FeatureSpec | ImageSpec:
         return self.extractor.spec
 
     @property
     def threshold(self) -> float | None:
         return self.calibration.threshold if self.calibration else None
 
-    def scorer(self, device: torch.device | str = "cpu", scoring: ScoringConfig | None = None) -> DiffusionScorer:
+    @property
+    def model_kind(self) -> str:
+        return "autoencoder" if isinstance(self.model, DenseAutoencoder) else "diffusion"
+
+    def scorer(self, device: torch.device | str = "cpu", scoring: ScoringConfig | None = None) -> WindowScorer:
+        if isinstance(self.model, DenseAutoencoder):
+            assert isinstance(self.extractor, FeatureExtractor)
+            return AutoencoderScorer(self.model, self.extractor, scoring or self.scoring, device=device)
         return DiffusionScorer(
             self.model, self.scheduler, self.extractor, scoring or self.scoring, self.stats, device=device
         )
@@ -73,12 +95,14 @@ def _meta(bundle: Bundle) -> dict:
         "bundle_id": bundle.bundle_id,
         "sentinel_version": __version__,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "features": bundle.features.to_dict(),
-        "feature_hash": bundle.features.digest(),
+        "modality": bundle.modality,
+        "model_kind": bundle.model_kind,
+        "features": bundle.spec.to_dict(),
+        "feature_hash": bundle.spec.digest(),
         "model": bundle.model.config.to_dict(),
         "scheduler": bundle.scheduler.to_dict(),
         "scoring": bundle.scoring.to_dict(),
-        "normal_stats": bundle.stats.json(),
+        "normal_stats": bundle.stats.json() if bundle.stats else None,
         "calibration": bundle.calibration.to_dict() if bundle.calibration else None,
         "training": bundle.training,
     }
@@ -89,9 +113,9 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v for k, v in bundle.model.state_dict().items()}
-    tensors["features.bin_mean"] = bundle.extractor.bin_mean
-    tensors["features.bin_std"] = bundle.extractor.bin_std
-    tensors.update(bundle.stats.tensors())
+    tensors.update({f"features.{k}": v for k, v in bundle.extractor.named_buffers() if k in _NORMALISATION})
+    if bundle.stats is not None:
+        tensors.update(bundle.stats.tensors())
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     _atomic_write(path / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
     bundle.bundle_id = hashlib.sha256((path / WEIGHTS).read_bytes()).hexdigest()[:12]
@@ -133,29 +157,38 @@ def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) ->
             f"bundle {path}: format {meta.get('format')!r} version {meta.get('format_version')!r}, "
             f"this Sentinel reads {FORMAT!r} version {FORMAT_VERSION}; retrain it with this version"
         )
-    spec = _typed(FeatureSpec, meta.get("features"), "features", path)
+    modality = meta.get("modality", "audio")
+    if modality not in ("audio", "image"):
+        raise BundleError(f"bundle {path}: modality {modality!r} is neither audio nor image; retrain it")
+    spec = _typed(FeatureSpec if modality == "audio" else ImageSpec, meta.get("features"), "features", path)
     if spec.digest() != meta.get("feature_hash"):
         raise BundleError(
             f"bundle {path}: feature spec does not match its hash ({meta.get('feature_hash')} stored, "
             f"{spec.digest()} computed); the bundle was edited or is damaged, retrain it"
         )
+    if expect_features is not None and modality != "audio":
+        raise BundleError(f"bundle {path}: an image model; the daemon scores audio, train it on recordings")
     if expect_features is not None and expect_features != spec:
         diff = [k for k, v in spec.to_dict().items() if expect_features.to_dict()[k] != v]
         raise BundleError(
             f"bundle {path}: its features differ from the configured ones in {', '.join(diff)}; "
             "use the bundle's features or retrain"
         )
-    model_cfg = _typed(UNetConfig, meta.get("model"), "model", path)
+    kind = meta.get("model_kind", "diffusion")
+    if kind not in ("diffusion", "autoencoder"):
+        raise BundleError(f"bundle {path}: model_kind {kind!r} is neither diffusion nor autoencoder; retrain it")
+    model_cfg = _typed(UNetConfig if kind == "diffusion" else AutoencoderConfig, meta.get("model"), "model", path)
     scheduler = _typed(SchedulerConfig, meta.get("scheduler"), "scheduler", path)
     scoring = _typed(ScoringConfig, meta.get("scoring"), "scoring", path)
     try:
         tensors = load_file(str(weights_path))
-        model = UNet(model_cfg)
+        model = UNet(model_cfg) if kind == "diffusion" else DenseAutoencoder(model_cfg)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        extractor = FeatureExtractor(spec)
-        extractor.bin_mean.copy_(tensors["features.bin_mean"])
-        extractor.bin_std.copy_(tensors["features.bin_std"])
-        stats = NormalStats.from_parts(tensors, meta["normal_stats"])
+        extractor = FeatureExtractor(spec) if modality == "audio" else ImageExtractor(spec)
+        for name, buf in extractor.named_buffers():
+            if name in _NORMALISATION:
+                buf.copy_(tensors[f"features.{name}"])
+        stats = NormalStats.from_parts(tensors, meta["normal_stats"]) if kind == "diffusion" else None
         calibration = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
     except (KeyError, RuntimeError, TypeError, ValueError, OSError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

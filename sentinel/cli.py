@@ -118,14 +118,41 @@ def cmd_train(args: argparse.Namespace) -> int:
     tcfg = dataclasses.replace(cfg.training, **overrides)
     device = resolve_device(args.device or cfg.device)
     log = get_logger("sentinel.train")
-    data = _dataset_train_files(args) if args.dataset == "urbansound8k" else args.data
-    if not data:
-        raise DataError("train: give --data DIR (or --dataset urbansound8k --root DIR)")
-    result = train(
-        data=data, out=args.out, features=cfg.features, model_config=cfg.model,
-        scheduler_config=cfg.scheduler, scoring=cfg.scoring, config=tcfg, device=device,
-        resume=args.resume, log=log.info, on_file_error=lambda m: _warn(f"skipped {m}"),
-    )
+    if args.model == "autoencoder":
+        from sentinel.baseline.train import train_autoencoder
+
+        if args.modality == "image":
+            raise DataError("train --model autoencoder: the DCASE baseline is for audio; drop --modality image")
+        data = _dataset_train_files(args) if args.dataset == "urbansound8k" else args.data
+        if not data:
+            raise DataError("train: give --data DIR (or --dataset urbansound8k --root DIR)")
+        result = train_autoencoder(data, args.out, cfg.autoencoder, device, seed=tcfg.seed,
+                                   max_minutes=args.max_minutes, log=log.info,
+                                   on_file_error=lambda m: _warn(f"skipped {m}"))
+    elif args.modality == "image":
+        from sentinel.image.train import train_images
+
+        if args.dataset == "mvtec" and args.root:
+            args.data = [args.root]
+        if args.dataset == "urbansound8k" or not args.data:
+            raise DataError("train --modality image: give --data DIR (an MVTec AD category or a folder of "
+                            "normal images)")
+        result = train_images(
+            data=args.data, out=args.out, spec=cfg.image, model_config=cfg.model,
+            scheduler_config=cfg.scheduler, scoring=cfg.scoring, config=tcfg, device=device,
+            resume=args.resume, log=log.info, on_file_error=lambda m: _warn(f"skipped {m}"),
+        )
+    else:
+        if args.dataset == "mvtec":
+            raise DataError("train --dataset mvtec: add --modality image (MVTec AD holds images)")
+        data = _dataset_train_files(args) if args.dataset == "urbansound8k" else args.data
+        if not data:
+            raise DataError("train: give --data DIR (or --dataset urbansound8k --root DIR)")
+        result = train(
+            data=data, out=args.out, features=cfg.features, model_config=cfg.model,
+            scheduler_config=cfg.scheduler, scoring=cfg.scoring, config=tcfg, device=device,
+            resume=args.resume, log=log.info, on_file_error=lambda m: _warn(f"skipped {m}"),
+        )
     if result.bundle is None:  # a non-zero rank of a distributed run: rank 0 reports
         return 0
     print(json.dumps({"bundle": str(args.out), "bundle_id": result.bundle.bundle_id, "steps": result.steps,
@@ -184,14 +211,22 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from sentinel.scoring.calibration import calibrate
 
     bundle, scorer = _load(args.bundle, args.device)
-    scored = _score_files(bundle, scorer, args.normal)
-    if not scored:
-        raise DataError(f"{', '.join(args.normal)}: no readable normal recordings to calibrate on")
-    scores = np.concatenate([s.scores for s in scored])
-    rate = None if args.quantile is not None else (args.false_alarms_per_hour or 1.0)
+    if bundle.modality == "image":
+        if args.false_alarms_per_hour is not None:
+            raise DataError("calibrate: an image bundle has no time axis; use --quantile Q (default 0.99)")
+        images = _score_images(bundle, scorer, args.normal)
+        scores = np.array([r.score for r in images])
+        n_files, rate, quantile = len(images), None, args.quantile or 0.99
+    else:
+        scored = _score_files(bundle, scorer, args.normal)
+        if not scored:
+            raise DataError(f"{', '.join(args.normal)}: no readable normal recordings to calibrate on")
+        scores = np.concatenate([s.scores for s in scored])
+        n_files, quantile = len(scored), args.quantile
+        rate = None if args.quantile is not None else (args.false_alarms_per_hour or 1.0)
     try:
-        cal = calibrate(scores, scorer.config.hop_seconds, len(scored), false_alarms_per_hour=rate,
-                        quantile=args.quantile)
+        cal = calibrate(scores, scorer.config.hop_seconds, n_files, false_alarms_per_hour=rate,
+                        quantile=quantile)
     except ValueError as e:
         raise DataError(f"calibration: {e}") from None
     bundle.calibration = cal
@@ -203,8 +238,48 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_images(bundle, scorer, paths: Sequence[str | Path], with_maps: bool = False) -> list:
+    from sentinel.image.io import find_images
+    from sentinel.image.maps import score_images
+
+    files = find_images(paths)
+    if not files:
+        raise DataError(f"{', '.join(map(str, paths))}: no image files found (png, jpg, ...)")
+    scored = score_images(scorer, files, bundle.spec.size, with_maps, on_error=lambda m: _warn(f"skipped {m}"))
+    if not scored:
+        raise DataError(f"{', '.join(map(str, paths))}: none of the images is readable")
+    return scored
+
+
+def _score_image_command(args: argparse.Namespace, bundle, scorer) -> int:
+    from sentinel.image.maps import save_overlay
+
+    thr = bundle.threshold
+    started = time.perf_counter()
+    scored = _score_images(bundle, scorer, args.paths, with_maps=bool(args.maps))
+    elapsed = time.perf_counter() - started
+    flag = (lambda s: None) if thr is None else (lambda s: bool(s > thr))
+    for r in scored:
+        amap = None
+        if args.maps:
+            amap = str(save_overlay(r.image, r.map, Path(args.maps) / f"{r.path.stem}_map.png"))
+        if args.only_anomalies and not flag(r.score):
+            continue
+        if args.format == "jsonl":
+            print(json.dumps({"kind": "image", "file": str(r.path), "score": round(r.score, 4), "threshold": thr,
+                              "anomaly": flag(r.score), "map": amap}))
+        else:
+            print(f"{r.score:8.3f}  {'ANOMALOUS  ' if flag(r.score) else ''}{r.path}{'  -> ' + amap if amap else ''}")
+    print(f"sentinel: scored {len(scored)} images in {elapsed:.1f} s", file=sys.stderr)
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     bundle, scorer = _load(args.bundle, args.device)
+    if bundle.modality == "image":
+        return _score_image_command(args, bundle, scorer)
+    if args.maps:
+        raise DataError("score --maps: anomaly maps are for image bundles; this one scores audio")
     thr = bundle.threshold
     started = time.perf_counter()
     scored = _score_files(bundle, scorer, args.paths)
@@ -241,10 +316,69 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_images(args: argparse.Namespace, bundle, scorer) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Image AUROC (and per defect), plus pixel AUROC over the images that have ground-truth masks."""
+    import torch
+
+    from sentinel.image import mvtec
+    from sentinel.image.io import ImageError, find_images, load_mask
+
+    size = bundle.spec.size
+    if args.dataset == "mvtec":
+        if not args.root:
+            raise DataError("--dataset mvtec needs --root DIR (an MVTec AD category with train/ test/ ground_truth/)")
+        items = mvtec.test_images(args.root)
+    elif args.dataset == "folder" and args.normal and args.anomalous:
+        items = [mvtec.TestImage(p, mvtec.GOOD, None) for p in find_images(args.normal)]
+        items += [mvtec.TestImage(p, "anomalous", None) for p in find_images(args.anomalous)]
+    else:
+        raise DataError("eval on images: give --dataset mvtec --root DIR, or --normal DIR and --anomalous DIR")
+    info = {t.path: t for t in items}
+    missing = [t for t in items if t.anomalous and t.mask is None]
+    if missing and args.dataset == "mvtec":
+        _warn(f"{len(missing)} defect images have no ground_truth mask (e.g. {missing[0].path}); "
+              "they count for image AUROC only")
+    with_masks = any(t.mask is not None for t in items)
+    scored = _score_images(bundle, scorer, [t.path for t in items], with_maps=with_masks)
+    y = np.array([info[r.path].anomalous for r in scored], dtype=int)
+    s = np.array([r.score for r in scored])
+    if y.min() == y.max():
+        raise DataError("eval needs at least one readable normal and one anomalous image")
+    per_defect = {}
+    for defect in sorted({info[r.path].defect for r in scored} - {mvtec.GOOD}):
+        keep = np.array([info[r.path].defect in (mvtec.GOOD, defect) for r in scored])
+        per_defect[defect] = {**_auc_pauc(y[keep], s[keep]), "n": int(y[keep].sum())}
+    extra: dict = {"per_class": per_defect, "pixel_auc": None}
+    if with_masks:
+        labels, values = [], []
+        for r in scored:
+            t = info[r.path]
+            if t.anomalous and t.mask is None:
+                continue
+            try:
+                mask = load_mask(t.mask, size) if t.mask else torch.zeros(size, size, dtype=torch.bool)
+            except ImageError as e:
+                _warn(f"skipped mask {e}")
+                continue
+            labels.append(mask.flatten().numpy())
+            values.append(r.map.flatten().numpy())
+        from sklearn.metrics import roc_auc_score
+
+        lab = np.concatenate(labels)
+        if 0 < lab.sum() < lab.size:
+            extra["pixel_auc"] = float(roc_auc_score(lab, np.concatenate(values)))
+            extra["pixel_pauc_0.3"] = float(roc_auc_score(lab, np.concatenate(values), max_fpr=0.3))
+    return y, s, extra
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     bundle, scorer = _load(args.bundle, args.device)
     extra: dict = {}
-    if args.dataset == "urbansound8k":
+    if bundle.modality == "image":
+        y, s, extra = _eval_images(args, bundle, scorer)
+    elif args.dataset == "mvtec":
+        raise DataError("--dataset mvtec: this bundle scores audio; train one with --modality image")
+    elif args.dataset == "urbansound8k":
         y, s, extra = _eval_urbansound8k(args, bundle, scorer)
     else:
         if not args.normal or not args.anomalous:
@@ -274,7 +408,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for k, v in result.items():
             print(f"{k:>18}  {v:.4f}" if isinstance(v, float) else f"{k:>18}  {v}")
         if per_class:
-            print(f"\n{'anomalous class':<18} {'n':>5} {'AUC':>7} {'pAUC':>7}")
+            print(f"\n{'anomalous class':<18} {'n':>5} {'AUC':>7} {'pAUC':>7}")  # class or defect type
             for name, r in per_class.items():
                 print(f"{name:<18} {r['n']:>5} {r['auc']:7.3f} {r['pauc']:7.3f}")
     return 0
@@ -325,9 +459,11 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
 
 
 def _dataset_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=["folder", "urbansound8k"], default="folder",
-                   help="folder: --data/--normal/--anomalous paths; urbansound8k: the release layout under --root")
-    p.add_argument("--root", metavar="DIR", help="UrbanSound8K folder (with metadata/ and audio/)")
+    p.add_argument("--dataset", choices=["folder", "urbansound8k", "mvtec"], default="folder",
+                   help="folder: --data/--normal/--anomalous paths; urbansound8k: the release layout under --root; "
+                   "mvtec: an MVTec AD category under --root (eval of image bundles)")
+    p.add_argument("--root", metavar="DIR",
+                   help="UrbanSound8K folder (with metadata/ and audio/), or an MVTec AD category folder")
     p.add_argument("--normal-classes", action="append", metavar="NAMES",
                    help="UrbanSound8K classes taken as normal, names or IDs, comma-separated "
                    "(default air_conditioner; the rest are anomalous)")
@@ -354,6 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", action="append", metavar="DIR",
                    help="folder, file or glob of normal recordings (repeatable)")
     _dataset_flags(t)
+    t.add_argument("--model", choices=["diffusion", "autoencoder"], default="diffusion",
+                   help="diffusion (Sentinel's detector, default) or autoencoder (the DCASE 2020 Task 2 baseline, "
+                   "for comparisons: same bundle, calibrate, score and eval)")
+    t.add_argument("--modality", choices=["audio", "image"], default="audio",
+                   help="audio recordings (default) or images: --data is then an MVTec AD category (its "
+                   "train/good/ is used) or a folder of normal images")
     t.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder to write")
     t.add_argument("--config", metavar="FILE", help="YAML config (default: built-in defaults)")
     t.add_argument("--steps", type=_positive_int, help="optimiser steps (overrides training.steps)")
@@ -383,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or globs")
     s.add_argument("--format", choices=["jsonl", "table"], default="table", help="output format (default table)")
     s.add_argument("--only-anomalies", action="store_true", help="print only windows above the threshold")
+    s.add_argument("--maps", metavar="DIR", help="image bundles: write each image's anomaly map over it as a PNG here")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     s.set_defaults(func=cmd_score)
 

@@ -14,10 +14,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sentinel.baseline.autoencoder import AutoencoderConfig
 from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.diffusion.unet import UNetConfig
 from sentinel.errors import ConfigError
 from sentinel.features.spec import FeatureSpec
+from sentinel.image.spec import ImageSpec
 from sentinel.scoring.scorer import ScoringConfig
 from sentinel.training.trainer import TrainingConfig
 
@@ -102,10 +104,16 @@ class SentinelConfig(BaseModel):
 
     device: Annotated[str, Field(description="auto (GPU if present), cpu, or cuda[:N].")] = "auto"
     features: Annotated[FeatureSpec, Field(description="Audio -> model input.")] = FeatureSpec()
+    image: Annotated[ImageSpec, Field(description="Image -> model input (sentinel train --modality image).")] = (
+        ImageSpec()
+    )
     model: Annotated[UNetConfig, Field(description="Denoiser network shape.")] = UNetConfig()
     scheduler: Annotated[SchedulerConfig, Field(description="Noise schedule.")] = SchedulerConfig()
     scoring: Annotated[ScoringConfig, Field(description="Scoring and combination.")] = ScoringConfig()
     training: Annotated[TrainingConfig, Field(description="Optimisation.")] = TrainingConfig()
+    autoencoder: Annotated[
+        AutoencoderConfig, Field(description="DCASE 2020 autoencoder baseline (sentinel train --model autoencoder).")
+    ] = AutoencoderConfig()
     daemon: Annotated[DaemonConfig, Field(description="The streaming daemon (sentinel run).")] = DaemonConfig()
     alerts: Annotated[AlertsConfig, Field(description="Where alerts go.")] = AlertsConfig()
     metrics: Annotated[MetricsConfig, Field(description="Prometheus endpoint (off by default).")] = MetricsConfig()

@@ -151,7 +151,28 @@ def _pool_features(feats: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
-class DiffusionScorer:
+class WindowScorer:
+    """What the CLI and the daemon need of a scorer: `score(windows)`, `extractor.spec` (the
+    window length), `config` (hop, file aggregate) and `score_recording`."""
+
+    extractor: torch.nn.Module
+    config: ScoringConfig
+    batch_size: int
+
+    def score(self, windows: torch.Tensor) -> ScoreResult:
+        raise NotImplementedError
+
+    def score_recording(self, wave: torch.Tensor) -> RecordingScores:
+        """Score a whole recording [N] in overlapping windows (hop from the config)."""
+        spec = self.extractor.spec
+        hop = max(1, round(self.config.hop_seconds * spec.sample_rate))
+        w = sliding_windows(wave, spec.window_samples, hop)
+        res = self.score(w.samples)
+        return RecordingScores([s / spec.sample_rate for s in w.starts], spec.window_seconds, res.scores,
+                               res.components)
+
+
+class DiffusionScorer(WindowScorer):
     """Scores batches of waveform windows. Thread-compatible: it keeps no per-call state."""
 
     def __init__(
@@ -273,14 +294,20 @@ class DiffusionScorer:
         self.stats = stats
         return stats
 
-    def score_recording(self, wave: torch.Tensor) -> RecordingScores:
-        """Score a whole recording [N] in overlapping windows (hop from the config)."""
-        spec = self.extractor.spec
-        hop = max(1, round(self.config.hop_seconds * spec.sample_rate))
-        w = sliding_windows(wave, spec.window_samples, hop)
-        res = self.score(w.samples)
-        return RecordingScores([s / spec.sample_rate for s in w.starts], spec.window_seconds, res.scores,
-                               res.components)
+    @torch.inference_mode()
+    def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
+        """[B, H, W] at the model input's resolution: the per-bin z-scored reconstruction residual,
+        box-smoothed as for recon_topk (where in the input the score comes from)."""
+        if self.stats is None:
+            raise RuntimeError("scorer has no normal statistics; fit() it or load a trained bundle")
+        maps = []
+        for chunk in inputs.split(self.batch_size):
+            x0 = self.extractor(chunk.to(self.device, torch.float32)).contiguous(memory_format=self.memory_format)
+            residual = torch.stack([(r - x0).pow(2).mean(1) for r in self.reconstruct(x0)]).mean(0)
+            z = (residual - self.stats.residual_mean) / self.stats.residual_std
+            k = self.config.smoothing
+            maps.append(F.avg_pool2d(z.unsqueeze(1), k, stride=1, padding=k // 2, count_include_pad=False)[:, 0])
+        return torch.cat(maps).cpu()
 
     def score(self, windows: torch.Tensor) -> ScoreResult:
         """Score waveform windows [B, window_samples] (any device). Deterministic."""

@@ -62,6 +62,9 @@ def _secret_path(value: str | None) -> str | None:
 def _load_calibrated(cfg: SentinelConfig) -> tuple[str, Bundle]:
     path = cfg.daemon.bundle or str(DEMO_DIR / "bundle")
     bundle = load_bundle(path)
+    if bundle.modality != "audio":
+        raise SentinelError(f"daemon.bundle {path}: an image model; the daemon listens to audio, "
+                            "give it a bundle trained on recordings")
     if bundle.threshold is None and any(sc.threshold is None for sc in cfg.sources or demo_sources()):
         raise SentinelError(f"bundle {path}: not calibrated; run `sentinel calibrate {path} --normal DIR` "
                             "or give every source a threshold")

@@ -169,49 +169,32 @@ def _lr_factor(step: int, warmup: int) -> float:
     return min(1.0, (step + 1) / warmup) if warmup else 1.0
 
 
-def train(
-    data: list[str | Path],
-    out: str | Path,
-    features: FeatureSpec,
+@dataclass
+class FitResult:
+    ema: UNet
+    """The EMA weights, in eval mode: what gets saved."""
+    steps: int
+    seconds: float
+    final_loss: float
+
+
+def fit_denoiser(
+    sample: Callable[[int, torch.Generator], torch.Tensor],
+    input_shape: tuple[int, int, int],
     model_config: UNetConfig,
     scheduler_config: SchedulerConfig,
-    scoring: ScoringConfig,
     config: TrainingConfig,
-    device: torch.device,
+    dist_ctx: _Distributed,
+    out: Path,
+    gen: torch.Generator,
     resume: bool = False,
-    log: Callable[..., None] | None = None,
-    on_file_error: Callable[[str], None] | None = None,
-) -> TrainResult:
-    """Train a denoiser on the normal recordings under `data` and write a bundle to `out`.
-
-    Under `torchrun` (WORLD_SIZE > 1) every process draws the same batch from the same seeded
-    generator and trains on its own slice of it; DDP averages the gradients, so N processes take
-    exactly the steps one process would with the whole batch. Only rank 0 logs and writes.
-    """
-    dist_ctx = _Distributed.start(device)
+    log: Callable[..., None] = lambda event, **kw: None,
+) -> FitResult:
+    """Train an epsilon-predicting UNet on batches from `sample(batch, generator)` (model inputs
+    [batch, C, H, W], any modality). Checkpoints to `out` (rank 0); resumes from there."""
     device, rank, world = dist_ctx.device, dist_ctx.rank, dist_ctx.world
-    if config.batch_size % world:
-        raise BundleError(f"training.batch_size {config.batch_size} must divide evenly over {world} processes")
-    log = (log or (lambda event, **kw: None)) if rank == 0 else (lambda event, **kw: None)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-
-    recs = load_recordings(data, features, on_error=on_file_error)
-    train_recs, holdout = _split(recs, config.holdout_fraction, config.seed)
-    log("data", recordings=len(recs), train=len(train_recs), holdout=len(holdout),
-        seconds=round(sum(r.wave.numel() for r in recs) / features.sample_rate, 1))
-
-    extractor = FeatureExtractor(features)
-    with torch.inference_mode():
-        log_mels = [extractor.log_mel(r.wave) for r in train_recs]
-    extractor.fit_normalisation(log_mels)
-    sampler = CropSampler([extractor.normalise(m) for m in log_mels], features.window_frames)
-    extractor = extractor.to(device)
-
-    model_config = dataclasses.replace(model_config, in_channels=features.channels)
-    _, h, w = features.input_shape
+    c, h, w = input_shape
+    model_config = dataclasses.replace(model_config, in_channels=c)
     if h % model_config.downsampling or w % model_config.downsampling:
         raise BundleError(
             f"model.channel_mults: {len(model_config.channel_mults)} scales need an input divisible by "
@@ -254,7 +237,7 @@ def train(
     while step < config.steps and not dist_ctx.agree_to_stop(time.monotonic() - started >= budget_s):
         for group in opt.param_groups:
             group["lr"] = config.learning_rate * _lr_factor(step, config.warmup_steps)
-        x0 = extractor.to_input(sampler.sample(config.batch_size, gen).to(device))
+        x0 = sample(config.batch_size, gen).to(device)
         t = torch.randint(0, t_hi, (x0.shape[0],), generator=gen).to(device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
         mine = slice(rank * config.batch_size // world, (rank + 1) * config.batch_size // world)
@@ -282,30 +265,82 @@ def train(
     elapsed = time.monotonic() - started
     checkpoint()
     log("trained", steps=step, loss=round(loss_avg, 5), seconds=round(elapsed, 1))
+    return FitResult(ema, step, elapsed, loss_avg)
+
+
+def train(
+    data: list[str | Path],
+    out: str | Path,
+    features: FeatureSpec,
+    model_config: UNetConfig,
+    scheduler_config: SchedulerConfig,
+    scoring: ScoringConfig,
+    config: TrainingConfig,
+    device: torch.device,
+    resume: bool = False,
+    log: Callable[..., None] | None = None,
+    on_file_error: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a denoiser on the normal recordings under `data` and write a bundle to `out`.
+
+    Under `torchrun` (WORLD_SIZE > 1) every process draws the same batch from the same seeded
+    generator and trains on its own slice of it; DDP averages the gradients, so N processes take
+    exactly the steps one process would with the whole batch. Only rank 0 logs and writes.
+    """
+    dist_ctx = _Distributed.start(device)
+    device, rank, world = dist_ctx.device, dist_ctx.rank, dist_ctx.world
+    if config.batch_size % world:
+        raise BundleError(f"training.batch_size {config.batch_size} must divide evenly over {world} processes")
+    log = (log or (lambda event, **kw: None)) if rank == 0 else (lambda event, **kw: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+
+    recs = load_recordings(data, features, on_error=on_file_error)
+    train_recs, holdout = _split(recs, config.holdout_fraction, config.seed)
+    log("data", recordings=len(recs), train=len(train_recs), holdout=len(holdout),
+        seconds=round(sum(r.wave.numel() for r in recs) / features.sample_rate, 1))
+
+    extractor = FeatureExtractor(features)
+    with torch.inference_mode():
+        log_mels = [extractor.log_mel(r.wave) for r in train_recs]
+    extractor.fit_normalisation(log_mels)
+    sampler = CropSampler([extractor.normalise(m) for m in log_mels], features.window_frames)
+
+    fit = fit_denoiser(lambda b, g: extractor.to_input(sampler.sample(b, g)), features.input_shape, model_config,
+                       scheduler_config, config, dist_ctx, out, gen, resume, log)
     dist_ctx.finish()
     if rank != 0:
-        return TrainResult(bundle=None, steps=step, seconds=elapsed, final_loss=loss_avg)
+        return TrainResult(bundle=None, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)
 
-    scorer = DiffusionScorer(ema, scheduler_config, extractor, scoring, device=device)
+    extractor = extractor.to(device)
+    scorer = DiffusionScorer(fit.ema, scheduler_config, extractor, scoring, device=device)
     stats = _fit_stats(scorer, train_recs, holdout, config)
     bundle = Bundle(
-        model=ema.cpu(),
+        model=fit.ema.cpu(),
         extractor=extractor.cpu(),
         scheduler=scheduler_config,
         scoring=scoring,
         stats=stats,
-        training={
-            "steps": step,
-            "seconds": round(elapsed, 1),
-            "final_loss": loss_avg,
-            "recordings": len(recs),
-            "data": [str(d) for d in data],
-            "device": str(device),
-            "world_size": world,
-            "batch_per_process": config.batch_size // world,
-            "config": config.to_dict(),
-        },
+        training=training_record(fit, config, data, len(recs), device, world),
     )
     save_bundle(bundle, out)
     log("bundle", path=str(out), bundle_id=bundle.bundle_id)
-    return TrainResult(bundle=bundle, steps=step, seconds=elapsed, final_loss=loss_avg)
+    return TrainResult(bundle=bundle, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)
+
+
+def training_record(fit: FitResult, config: TrainingConfig, data: list, n_items: int, device: torch.device,
+                    world: int) -> dict:
+    """What bundle.json keeps about how its network was trained."""
+    return {
+        "steps": fit.steps,
+        "seconds": round(fit.seconds, 1),
+        "final_loss": fit.final_loss,
+        "recordings": n_items,
+        "data": [str(d) for d in data],
+        "device": str(device),
+        "world_size": world,
+        "batch_per_process": config.batch_size // world,
+        "config": config.to_dict(),
+    }

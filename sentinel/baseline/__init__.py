@@ -1,0 +1,1 @@
+"""Reference detectors that Sentinel is measured against, served by the same bundle and CLI."""

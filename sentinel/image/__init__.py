@@ -1,0 +1,1 @@
+"""Images through the same denoiser, schedulers, scorer, calibration and bundle as audio."""

@@ -1,0 +1,61 @@
+"""Per-image scores and anomaly maps, and maps drawn over their images as PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from sentinel.image.io import load_images
+from sentinel.scoring.scorer import DiffusionScorer
+
+
+@dataclass
+class ScoredImage:
+    path: Path
+    image: torch.Tensor  # [3, S, S] in [0, 1]
+    score: float
+    map: torch.Tensor | None  # [S, S] z-like anomaly map at the image's model size
+
+
+def score_images(scorer: DiffusionScorer, paths: list[Path], size: int, with_maps: bool = False,
+                 on_error: Callable[[str], None] | None = None, chunk: int = 64) -> list[ScoredImage]:
+    """Score images (unreadable ones are reported through on_error and skipped)."""
+    out: list[ScoredImage] = []
+    for i in range(0, len(paths), chunk):
+        kept, images = load_images(paths[i : i + chunk], size, on_error)
+        if not kept:
+            continue
+        scores = scorer.score(images).scores.tolist()
+        maps = upsample(scorer.anomaly_map(images), size) if with_maps else [None] * len(kept)
+        out += [ScoredImage(p, im, s, m) for p, im, s, m in zip(kept, images, scores, maps, strict=True)]
+    return out
+
+
+def upsample(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, h, w] model-resolution maps -> [B, size, size] (a wavelet input is half size)."""
+    if maps.shape[-1] == size:
+        return maps
+    return F.interpolate(maps[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def save_overlay(image: torch.Tensor, amap: torch.Tensor, path: str | Path, vmax: float | None = None) -> Path:
+    """The image with its anomaly map over it (jet colours, 0 = typical, vmax = red), beside the image."""
+    from matplotlib import colormaps
+
+    top = vmax if vmax is not None else max(3.0, float(amap.max()))
+    level = (amap.clamp(0, top) / top).numpy()
+    heat = colormaps["jet"](level)[..., :3]
+    rgb = image.permute(1, 2, 0).numpy()
+    alpha = 0.25 + 0.5 * level[..., None]  # typical regions stay readable, hot regions stand out
+    blend = (1 - alpha) * rgb + alpha * heat
+    side = np.concatenate([rgb, blend], axis=1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((side * 255).round().astype(np.uint8)).save(path)
+    return path

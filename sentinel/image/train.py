@@ -1,0 +1,93 @@
+"""Training on normal images: the audio trainer's loop, statistics and bundle, fed with images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from sentinel.bundle import Bundle, save_bundle
+from sentinel.diffusion.schedulers import SchedulerConfig
+from sentinel.diffusion.unet import UNetConfig
+from sentinel.errors import BundleError, DataError
+from sentinel.image import mvtec
+from sentinel.image.extractor import ImageExtractor
+from sentinel.image.io import find_images, load_images
+from sentinel.image.spec import ImageSpec
+from sentinel.scoring.scorer import DiffusionScorer, ScoringConfig
+from sentinel.training.trainer import TrainingConfig, TrainResult, _Distributed, fit_denoiser, training_record
+
+
+def normal_image_files(data: list[str | Path]) -> list[Path]:
+    """Images under each path; an MVTec AD category folder contributes its train/good/ only."""
+    files: list[Path] = []
+    for d in data:
+        files += mvtec.train_images(d) if mvtec.is_category(d) else find_images([d])
+    if not files:
+        raise DataError(f"{', '.join(map(str, data))}: no images found (png, jpg, ...)")
+    return files
+
+
+def _split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    if n < 2 or fraction == 0:
+        return order, order
+    n_hold = min(n - 1, max(1, round(fraction * n)))
+    return order[n_hold:], order[:n_hold]
+
+
+def train_images(
+    data: list[str | Path],
+    out: str | Path,
+    spec: ImageSpec,
+    model_config: UNetConfig,
+    scheduler_config: SchedulerConfig,
+    scoring: ScoringConfig,
+    config: TrainingConfig,
+    device: torch.device,
+    resume: bool = False,
+    log: Callable[..., None] | None = None,
+    on_file_error: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train the denoiser on normal images (resized to spec.size) and write a bundle to `out`.
+    Random horizontal flips are the only augmentation: they keep normal textures and objects normal."""
+    dist_ctx = _Distributed.start(device)
+    device, rank, world = dist_ctx.device, dist_ctx.rank, dist_ctx.world
+    if config.batch_size % world:
+        raise BundleError(f"training.batch_size {config.batch_size} must divide evenly over {world} processes")
+    log = (log or (lambda event, **kw: None)) if rank == 0 else (lambda event, **kw: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+
+    files, images = load_images(normal_image_files(data), spec.size, on_error=on_file_error)
+    if len(files) == 0:
+        raise DataError(f"{', '.join(map(str, data))}: none of the images is readable")
+    train_idx, hold_idx = _split(len(files), config.holdout_fraction, config.seed)
+    log("data", images=len(files), train=len(train_idx), holdout=len(hold_idx), size=spec.size)
+    extractor = ImageExtractor(spec)
+    extractor.fit_normalisation(images[train_idx])
+    train_images_ = images[train_idx]
+
+    def sample(batch: int, g: torch.Generator) -> torch.Tensor:
+        pick = train_images_[torch.randint(0, len(train_images_), (batch,), generator=g)]
+        flip = torch.rand(batch, generator=g) < 0.5
+        with torch.no_grad():
+            return extractor(torch.where(flip[:, None, None, None], pick.flip(-1), pick))
+
+    fit = fit_denoiser(sample, spec.input_shape, model_config, scheduler_config, config, dist_ctx, out, gen,
+                       resume, log)
+    dist_ctx.finish()
+    if rank != 0:
+        return TrainResult(bundle=None, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)
+
+    scorer = DiffusionScorer(fit.ema, scheduler_config, extractor.to(device), scoring, device=device)
+    fit_set = images[train_idx][: config.fit_windows]
+    stats = scorer.fit(fit_set, images[hold_idx])
+    bundle = Bundle(model=fit.ema.cpu(), extractor=extractor.cpu(), scheduler=scheduler_config, scoring=scoring,
+                    stats=stats, training=training_record(fit, config, data, len(files), device, world))
+    save_bundle(bundle, out)
+    log("bundle", path=str(out), bundle_id=bundle.bundle_id)
+    return TrainResult(bundle=bundle, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)
