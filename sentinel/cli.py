@@ -274,6 +274,20 @@ def _score_image_command(args: argparse.Namespace, bundle, scorer) -> int:
     return 0
 
 
+def _plot_scores(bundle, scored: list[_Scored], thr: float | None, folder: Path) -> None:
+    """One PNG per file: its spectrogram with the window scores under it."""
+    from sentinel.audio import load_audio
+    from sentinel.plots import score_plot
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sr = bundle.features.sample_rate
+    for s in scored:
+        out = folder / f"{s.path.stem}_scores.png"
+        score_plot(load_audio(s.path, sr).numpy(), sr, s.starts_s, s.window_s, s.scores, thr, out,
+                   title=f"{s.path.name}  file score {s.file_score:.2f}  (bundle {bundle.bundle_id})")
+        print(f"sentinel: wrote {out}", file=sys.stderr)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     bundle, scorer = _load(args.bundle, args.device)
     if bundle.modality == "image":
@@ -286,6 +300,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     if not scored:
         raise DataError("no file could be scored; see the warnings above")
+    if args.plot:
+        _plot_scores(bundle, scored, thr, Path(args.plot))
     flag = (lambda s: None) if thr is None else (lambda s: bool(s > thr))
     out = sys.stdout
     if args.format == "jsonl":
@@ -525,6 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or globs")
     s.add_argument("--format", choices=["jsonl", "table"], default="table", help="output format (default table)")
     s.add_argument("--only-anomalies", action="store_true", help="print only windows above the threshold")
+    s.add_argument("--plot", metavar="DIR", help="audio bundles: write each file's spectrogram with its window "
+                   "scores under it as DIR/<name>_scores.png")
     s.add_argument("--maps", metavar="DIR", help="image bundles: write each image's anomaly map over it as a PNG here")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     s.set_defaults(func=cmd_score)

@@ -34,3 +34,40 @@ def roc_plot(labels: np.ndarray, scores: np.ndarray, threshold: float | None, pa
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def score_plot(wave: np.ndarray, sample_rate: int, starts_s: list[float], window_s: float, scores: np.ndarray,
+               threshold: float | None, path: str | Path, title: str = "",
+               components: dict[str, np.ndarray] | None = None) -> None:
+    """A recording's log-mel spectrogram with its window scores under it, on one time axis, as PNG:
+    where in time and frequency a miss or a false alarm comes from."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+    import torchaudio
+
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=1024, hop_length=256, n_mels=128)
+    with torch.inference_mode():
+        db = (10 * torch.log10(mel(torch.as_tensor(wave, dtype=torch.float32)) + 1e-10)).numpy()
+    duration = len(wave) / sample_rate
+    fig, (a, b) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True, height_ratios=[3, 2])
+    a.imshow(db, origin="lower", aspect="auto", extent=(0, duration, 0, db.shape[0]), cmap="magma",
+             vmin=db.max() - 80, vmax=db.max())
+    a.set(ylabel="mel bin", title=title)
+    centres = np.asarray(starts_s) + window_s / 2
+    b.plot(centres, scores, marker="o", ms=3, c="black", label="score")
+    for name, values in (components or {}).items():
+        b.plot(centres, values, lw=0.8, alpha=0.7, label=name)
+    if threshold is not None:
+        b.axhline(threshold, c="red", ls="--", label="threshold")
+        above = scores > threshold
+        for s0, hit in zip(starts_s, above, strict=True):
+            if hit:
+                a.axvspan(s0, s0 + window_s, color="red", alpha=0.12)
+    b.set(xlabel="time (s)", ylabel="window score", xlim=(0, duration))
+    b.legend(loc="upper right", fontsize=7, ncols=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

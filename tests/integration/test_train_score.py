@@ -31,3 +31,16 @@ def test_anomalous_files_rank_above_normal_files(tiny_bundle, machine_data):
     scores = [float(scorer.score_recording(load_audio(f, 16000)).scores.max()) for f in files]
     labels = [f.name.startswith("anomalous") for f in files]
     assert roc_auc_score(labels, scores) >= 0.9
+
+
+def test_score_plot_writes_a_spectrogram_with_scores(tiny_bundle, machine_data, tmp_path):
+    from PIL import Image
+
+    from tests.conftest import run_cli
+
+    target = machine_data["test"] / "anomalous_0.wav"
+    proc = run_cli("score", str(tiny_bundle), str(target), "--plot", str(tmp_path / "plots"), check=True)
+    png = tmp_path / "plots" / "anomalous_0_scores.png"
+    assert str(png) in proc.stderr
+    with Image.open(png) as im:
+        assert im.size[0] > 500 and im.size[1] > 300
