@@ -57,3 +57,9 @@ def test_check_config_command_lists_every_error_with_its_line(tmp_path):
     ]
     ok = run_cli("check-config", str(Path(__file__).resolve().parents[2] / "configs" / "sentinel.yaml"))
     assert ok.returncode == 0 and "OK" in ok.stdout
+
+
+def test_shipped_recipes_load():
+    root = Path(__file__).resolve().parents[2] / "configs"
+    assert load_config(root / "mvtec.yaml").image.size == 256
+    assert load_config(root / "urbansound8k.yaml").training.steps > 0
