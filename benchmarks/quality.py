@@ -15,8 +15,8 @@ Variants (../shared/METHOD.md lists the questions they answer):
             refitted on the training clips (`sentinel.training.trainer.refit`);
   reference: gaussian (a Gaussian over each clip's log-mel mean and std per mel bin; no network).
 Each is repeated per seed; the table shows mean +- half the range over seeds.
-`--reuse-default DIR` takes the default bundles from DIR/bundle-<machine>-s<seed> (or
-DIR/bundle-<machine> for seed 0) instead of training them again.
+`--reuse-default DIR` takes the default bundles from an earlier run's --out (DIR/bundle-<machine>-default-s<seed>)
+instead of training them again.
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ def main() -> int:
 def reuse(folder: Path | None, machine: str, seed: int) -> Path | None:
     if folder is None:
         return None
-    for p in (folder / f"bundle-{machine}-s{seed}", folder / f"bundle-{machine}" if seed == 0 else None):
+    for p in (folder / f"bundle-{machine}-default-s{seed}", folder / f"bundle-{machine}-s{seed}",
+              folder / f"bundle-{machine}" if seed == 0 else None):
         if p is not None and (p / "bundle.json").is_file():
             return p
     return None
