@@ -131,6 +131,8 @@ def main() -> int:
                                 bundle.stats, device=device, channels_last=False)
     n_naive = 4 if device.type == "cpu" else 16
     naive = rate(lambda: naive_reference(reference, windows[:n_naive]), n_naive, a.seconds, device)
+    print(f"fast path precision: {fast.autocast_dtype or torch.float32} network passes, channels_last, "
+          f"default batch {fast.batch_size}")
     print(f"\nnaive reference (1 window at a time, {a.reference_steps} DDIM steps x "
           f"{len(bundle.scoring.strengths)} strengths, NCHW): {naive:.1f} windows/s, RTF {naive * HOP_S:.1f}")
     naive_fast = rate(lambda: naive_reference(fast, windows[:n_naive]), n_naive, a.seconds, device)

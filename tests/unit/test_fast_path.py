@@ -50,3 +50,15 @@ def test_fused_one_pass_reconstruction_equals_one_ddim_step_per_level(tiny_bundl
             looped.append(reference.schedule.pred_original(xt, reference.model(xt, t), t))
     for a, b in zip(fused, looped, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_bfloat16_network_passes_keep_the_ranking(tiny_bundle, windows):
+    """The GPU default (bf16 autocast for the network, float32 for everything after) is exercised
+    here on the CPU: scores move by rounding only, never enough to reorder clearly different windows."""
+    bundle = load_bundle(tiny_bundle)
+    fp32 = bundle.scorer("cpu").score(windows).scores
+    bf16 = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, bundle.scoring, bundle.stats,
+                           precision="bfloat16").score(windows).scores
+    assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
+    assert torch.corrcoef(torch.stack([fp32, bf16]))[0, 1] > 0.95
+    torch.testing.assert_close(bf16, fp32, atol=0.5, rtol=0.1)
