@@ -63,13 +63,13 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     return wave
 
 
-def find_audio(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand files, folders (recursively) and glob patterns into a sorted list of audio files."""
+def find_files(paths: Iterable[str | Path], extensions: set[str]) -> list[Path]:
+    """Expand files, folders (recursively, by extension) and glob patterns into a sorted list."""
     found: set[Path] = set()
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found.update(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            found.update(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
         elif p.is_file():
             found.add(p)
         elif glob.has_magic(str(p)):
@@ -77,3 +77,8 @@ def find_audio(paths: Iterable[str | Path]) -> list[Path]:
         else:
             raise DataError(f"{p}: no such file or folder")
     return sorted(found)
+
+
+def find_audio(paths: Iterable[str | Path]) -> list[Path]:
+    """Audio files under files, folders and glob patterns."""
+    return find_files(paths, AUDIO_EXTENSIONS)

@@ -10,13 +10,13 @@ import torch
 from sentinel.bundle import Bundle, save_bundle
 from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.diffusion.unet import UNetConfig
-from sentinel.errors import BundleError, DataError
+from sentinel.errors import DataError
 from sentinel.image import mvtec
 from sentinel.image.extractor import ImageExtractor
 from sentinel.image.io import find_images, load_images
 from sentinel.image.spec import ImageSpec
 from sentinel.scoring.scorer import DiffusionScorer, ScoringConfig
-from sentinel.training.trainer import TrainingConfig, TrainResult, _Distributed, fit_denoiser, training_record
+from sentinel.training.trainer import TrainingConfig, TrainResult, fit_denoiser, start_run, training_record
 
 
 def normal_image_files(data: list[str | Path]) -> list[Path]:
@@ -52,15 +52,9 @@ def train_images(
 ) -> TrainResult:
     """Train the denoiser on normal images (resized to spec.size) and write a bundle to `out`.
     Random horizontal flips are the only augmentation: they keep normal textures and objects normal."""
-    dist_ctx = _Distributed.start(device)
+    dist_ctx, log, gen = start_run(device, config, out, log)
     device, rank, world = dist_ctx.device, dist_ctx.rank, dist_ctx.world
-    if config.batch_size % world:
-        raise BundleError(f"training.batch_size {config.batch_size} must divide evenly over {world} processes")
-    log = (log or (lambda event, **kw: None)) if rank == 0 else (lambda event, **kw: None)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
 
     files, images = load_images(normal_image_files(data), spec.size, on_error=on_file_error)
     if len(files) == 0:

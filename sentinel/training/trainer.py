@@ -169,6 +169,23 @@ def _lr_factor(step: int, warmup: int) -> float:
     return min(1.0, (step + 1) / warmup) if warmup else 1.0
 
 
+def start_run(device: torch.device, config: TrainingConfig, out: str | Path,
+              log: Callable[..., None] | None) -> tuple[_Distributed, Callable[..., None], torch.Generator]:
+    """What every training run does first: join the process group (under torchrun), check the
+    batch splits over it, silence logs off rank 0, make the output folder, seed everything."""
+    dist_ctx = _Distributed.start(device)
+    if config.batch_size % dist_ctx.world:
+        raise BundleError(f"training.batch_size {config.batch_size} must divide evenly over {dist_ctx.world} "
+                          "processes")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    return dist_ctx, (log or _quiet) if dist_ctx.rank == 0 else _quiet, torch.Generator().manual_seed(config.seed)
+
+
+def _quiet(event: str, **kw) -> None:
+    """The log of every process but rank 0, and of callers that give none."""
+
+
 @dataclass
 class FitResult:
     ema: UNet
@@ -287,15 +304,9 @@ def train(
     generator and trains on its own slice of it; DDP averages the gradients, so N processes take
     exactly the steps one process would with the whole batch. Only rank 0 logs and writes.
     """
-    dist_ctx = _Distributed.start(device)
+    dist_ctx, log, gen = start_run(device, config, out, log)
     device, rank, world = dist_ctx.device, dist_ctx.rank, dist_ctx.world
-    if config.batch_size % world:
-        raise BundleError(f"training.batch_size {config.batch_size} must divide evenly over {world} processes")
-    log = (log or (lambda event, **kw: None)) if rank == 0 else (lambda event, **kw: None)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
 
     recs = load_recordings(data, features, on_error=on_file_error)
     train_recs, holdout = _split(recs, config.holdout_fraction, config.seed)
