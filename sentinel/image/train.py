@@ -16,7 +16,14 @@ from sentinel.image.extractor import ImageExtractor
 from sentinel.image.io import find_images, load_images
 from sentinel.image.spec import ImageSpec
 from sentinel.scoring.scorer import DiffusionScorer, ScoringConfig
-from sentinel.training.trainer import TrainingConfig, TrainResult, fit_denoiser, start_run, training_record
+from sentinel.training.trainer import (
+    TrainingConfig,
+    TrainResult,
+    fit_denoiser,
+    holdout_split,
+    start_run,
+    training_record,
+)
 
 
 def normal_image_files(data: list[str | Path]) -> list[Path]:
@@ -27,14 +34,6 @@ def normal_image_files(data: list[str | Path]) -> list[Path]:
     if not files:
         raise DataError(f"{', '.join(map(str, data))}: no images found (png, jpg, ...)")
     return files
-
-
-def _split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    if n < 2 or fraction == 0:
-        return order, order
-    n_hold = min(n - 1, max(1, round(fraction * n)))
-    return order[n_hold:], order[:n_hold]
 
 
 def train_images(
@@ -59,7 +58,8 @@ def train_images(
     files, images = load_images(normal_image_files(data), spec.size, on_error=on_file_error)
     if len(files) == 0:
         raise DataError(f"{', '.join(map(str, data))}: none of the images is readable")
-    train_idx, hold_idx = _split(len(files), config.holdout_fraction, config.seed)
+    train_list, hold_list = holdout_split(list(range(len(files))), config.holdout_fraction, config.seed)
+    train_idx, hold_idx = torch.tensor(train_list), torch.tensor(hold_list)
     log("data", images=len(files), train=len(train_idx), holdout=len(hold_idx), size=spec.size)
     extractor = ImageExtractor(spec)
     extractor.fit_normalisation(images[train_idx])

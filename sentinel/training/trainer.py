@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,7 @@ from sentinel.training.data import CropSampler, Recording, load_recordings
 from sentinel.windows import sliding_windows
 
 CHECKPOINT = "checkpoint.pt"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ class _Distributed:
             dist.destroy_process_group()
 
 
-def _split(recs: list[Recording], fraction: float, seed: int) -> tuple[list[Recording], list[Recording]]:
+def holdout_split(recs: list[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:
+    """(train, held out): a seeded share of the items held out to normalise score components."""
     if len(recs) < 2 or fraction == 0:
         return recs, recs  # too little data to hold any out: normalise on what we trained on
     order = torch.randperm(len(recs), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -156,7 +158,7 @@ def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device
     """
     config = TrainingConfig(**bundle.training.get("config", {}))
     recs = load_recordings(data, bundle.features, on_error=on_file_error)
-    train_recs, holdout = _split(recs, config.holdout_fraction, config.seed)
+    train_recs, holdout = holdout_split(recs, config.holdout_fraction, config.seed)
     scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, scoring, device=device)
     stats = _fit_stats(scorer, train_recs, holdout, config)
     bundle.model.cpu()
@@ -309,7 +311,7 @@ def train(
     out = Path(out)
 
     recs = load_recordings(data, features, on_error=on_file_error)
-    train_recs, holdout = _split(recs, config.holdout_fraction, config.seed)
+    train_recs, holdout = holdout_split(recs, config.holdout_fraction, config.seed)
     log("data", recordings=len(recs), train=len(train_recs), holdout=len(holdout),
         seconds=round(sum(r.wave.numel() for r in recs) / features.sample_rate, 1))
 
