@@ -25,7 +25,7 @@ from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.diffusion.unet import UNet, UNetConfig
 from sentinel.errors import BundleError
 from sentinel.features.extractor import FeatureExtractor
-from sentinel.features.spec import FeatureSpec
+from sentinel.features.spec import LEGACY_FEATURES, FeatureSpec
 from sentinel.image.extractor import ImageExtractor
 from sentinel.image.spec import ImageSpec
 from sentinel.scoring.calibration import Calibration
@@ -160,7 +160,10 @@ def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) ->
     modality = meta.get("modality", "audio")
     if modality not in ("audio", "image"):
         raise BundleError(f"bundle {path}: modality {modality!r} is neither audio nor image; retrain it")
-    spec = _typed(FeatureSpec if modality == "audio" else ImageSpec, meta.get("features"), "features", path)
+    features = meta.get("features")
+    if modality == "audio" and isinstance(features, dict):
+        features = {**LEGACY_FEATURES, **features}  # keys this bundle predates: the behaviour it was trained with
+    spec = _typed(FeatureSpec if modality == "audio" else ImageSpec, features, "features", path)
     if spec.digest() != meta.get("feature_hash"):
         raise BundleError(
             f"bundle {path}: feature spec does not match its hash ({meta.get('feature_hash')} stored, "

@@ -14,8 +14,10 @@ class FeatureExtractor(nn.Module):
     """waveform windows [B, window_samples] -> model input [B, C, H, W].
 
     The log-mel is standardised per mel bin with statistics of normal training audio
-    (buffers saved in the bundle). The clip's overall level is deliberately *not* removed:
-    a machine that gets louder is a fault we want to see, so level is kept as evidence.
+    (buffers saved in the bundle). With `spec.remove_level` each window's level (mean log-mel,
+    dB) is subtracted first: on the dev set a +-3 dB microphone gain spread hid the change of a
+    single harmonic (imbalance) from every score. A machine that gets louder is still a fault,
+    so the level is returned beside the input and scored on its own (`inputs`).
     """
 
     def __init__(self, spec: FeatureSpec) -> None:
@@ -27,11 +29,32 @@ class FeatureExtractor(nn.Module):
 
     def fit_normalisation(self, log_mels: list[torch.Tensor]) -> None:
         """Per-bin mean and std over all frames of normal recordings' log-mels [n_mels, T]."""
-        frames = torch.cat([m.reshape(self.spec.n_mels, -1) for m in log_mels], dim=1)
+        frames = torch.cat([self._window_frames(m.reshape(self.spec.n_mels, -1)) for m in log_mels], dim=1)
         self.bin_mean.copy_(frames.mean(dim=1))
         self.bin_std.copy_(frames.std(dim=1).clamp_min(1e-3))
 
+    def _window_frames(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """[n_mels, T] as the model sees it: cut into whole windows, each with its level removed."""
+        n = self.spec.window_frames
+        if not self.spec.remove_level:
+            return log_mel
+        if log_mel.shape[-1] < n:
+            return self.remove_level(log_mel)
+        windows = log_mel[:, : log_mel.shape[-1] // n * n].unflatten(-1, (-1, n))  # [n_mels, k, n]
+        return self.remove_level(windows.transpose(0, 1)).transpose(0, 1).reshape(self.spec.n_mels, -1)
+
+    @staticmethod
+    def level(log_mel: torch.Tensor) -> torch.Tensor:
+        """[...] mean log-mel of each window [..., n_mels, frames], in dB."""
+        return log_mel.mean(dim=(-2, -1))
+
+    def remove_level(self, log_mel: torch.Tensor) -> torch.Tensor:
+        return log_mel - self.level(log_mel)[..., None, None]
+
     def normalise(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """Window log-mels [..., n_mels, frames] -> standardised (level removed if configured)."""
+        if self.spec.remove_level:
+            log_mel = self.remove_level(log_mel)
         return (log_mel - self.bin_mean[:, None]) / self.bin_std[:, None]
 
     def to_input(self, norm_mel: torch.Tensor) -> torch.Tensor:
@@ -43,5 +66,10 @@ class FeatureExtractor(nn.Module):
             return mel_plus_details(x, self.spec.wavelet)
         return x
 
+    def inputs(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """waveform windows [B, samples] -> (model input [B, C, H, W], level of each window [B], dB)."""
+        log_mel = self.log_mel.window(windows)
+        return self.to_input(self.normalise(log_mel)), self.level(log_mel)
+
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return self.to_input(self.normalise(self.log_mel.window(windows)))
+        return self.inputs(windows)[0]

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 
 Representation = Literal["mel", "wavelet", "mel+wavelet"]
+LEGACY_FEATURES = {"remove_level": False}
+"""Settings that bundles written before the key existed implicitly have."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,14 @@ class FeatureSpec:
         ),
     ] = "wavelet"
     wavelet: Annotated[str, Field(description="Wavelet name for the DWT (pywavelets names).")] = "haar"
+    remove_level: Annotated[
+        bool,
+        Field(
+            description="Subtract each window's mean log-mel (its level in dB) before the model sees it, so "
+            "that microphone gain does not hide changes of spectral shape; the level is still scored, by "
+            "the 'level' component."
+        ),
+    ] = True
 
     def __post_init__(self) -> None:
         for name in ("n_mels", "window_frames"):
@@ -70,5 +80,8 @@ class FeatureSpec:
 
     def digest(self) -> str:
         """Stable short hash of all parameters (order-independent JSON)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        # Keys added after the first bundles were written are hashed only where they differ from the
+        # behaviour before they existed, so that those bundles keep their hash and still load.
+        d = {k: v for k, v in self.to_dict().items() if LEGACY_FEATURES.get(k, object()) != v}
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

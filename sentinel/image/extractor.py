@@ -13,7 +13,7 @@ class ImageExtractor(nn.Module):
     """images [B, 3, size, size] in [0, 1] -> model input [B, C, H, W].
 
     Mean and std per colour channel come from normal training images (buffers in the bundle).
-    The same interface as the audio FeatureExtractor (`spec`, `forward`), so the scorer does
+    The same interface as the audio FeatureExtractor (`spec`, `forward`, `inputs`), so the scorer does
     not know which it has.
     """
 
@@ -33,6 +33,11 @@ class ImageExtractor(nn.Module):
         b, c, h, w = norm.shape
         bands = dwt2_channels(norm.reshape(b * c, 1, h, w), self.spec.wavelet)  # [B*3, 4, h/2, w/2]
         return bands.reshape(b, c * 4, h // 2, w // 2)
+
+    def inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(model input, a zero level per image): brightness is left to the network, so the
+        scorer's level component is constant for images."""
+        return self(images), torch.zeros(images.shape[0], device=images.device)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         norm = (images - self.channel_mean[:, None, None]) / self.channel_std[:, None, None]

@@ -7,7 +7,10 @@ and then combined:
 - feature:    1 - cosine between the denoiser's multi-scale encoder features of the input and
               of its reconstruction (the semantic discrepancy);
 - embedding:  Mahalanobis distance of the input's pooled encoder features to those of normal
-              windows (level and ratio faults that the network reconstructs perfectly well).
+              windows (level and ratio faults that the network reconstructs perfectly well);
+- level:      the window's level (mean log-mel, dB), scored as |z| against normal windows: the
+              model input has its level removed (FeatureSpec.remove_level), so a machine that
+              only gets louder or quieter is seen here.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from sentinel.diffusion.unet import UNet
 from sentinel.features.extractor import FeatureExtractor
 from sentinel.windows import sliding_windows
 
-COMPONENTS = ("recon_mean", "recon_topk", "feature", "embedding")
+COMPONENTS = ("recon_mean", "recon_topk", "feature", "embedding", "level")
+TWO_SIDED = ("level",)
+"""Components whose deviation either way is anomalous: they enter the score as |z|."""
 
 
 @dataclass(frozen=True)
@@ -54,12 +59,14 @@ class ScoringConfig:
     ] = 0.01
     smoothing: Annotated[int, Field(ge=1, description="Box-filter size (bins) applied before top-k pooling.")] = 3
     weights: Annotated[
-        dict[Literal["recon_mean", "recon_topk", "feature", "embedding"], float],
+        dict[Literal["recon_mean", "recon_topk", "feature", "embedding", "level"], float],
         Field(
             description="Weight of each normalised component in the combined score (0 disables it; "
-            "'feature' is off by default: on the dev set it added cost and no AUC)."
+            "'feature' is off by default: on the dev set it added cost and no AUC; 'level' is half "
+            "weight: microphone gain varies, raise it where the gain is fixed)."
         ),
-    ] = field(default_factory=lambda: {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 0.0, "embedding": 1.0})
+    ] = field(default_factory=lambda: {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 0.0, "embedding": 1.0,
+                                       "level": 0.5})
     combine: Annotated[
         Literal["mean", "max"], Field(description="Weighted mean of component z-scores, or their weighted max.")
     ] = "mean"
@@ -141,6 +148,7 @@ class _Raw:
     residual: torch.Tensor  # [B, H, W]
     feature: torch.Tensor  # [B]
     embedding: torch.Tensor  # [B, D]
+    level: torch.Tensor  # [B]
 
 
 def _pool_features(feats: list[torch.Tensor]) -> torch.Tensor:
@@ -244,7 +252,8 @@ class DiffusionScorer(WindowScorer):
 
     @torch.inference_mode()
     def _raw(self, windows: torch.Tensor, every_component: bool = False) -> _Raw:
-        x0 = self.extractor(windows.to(self.device, torch.float32)).contiguous(memory_format=self.memory_format)
+        x0, level = self.extractor.inputs(windows.to(self.device, torch.float32))
+        x0 = x0.contiguous(memory_format=self.memory_format)
         recons = self.reconstruct(x0)
         residual = torch.stack([(r - x0).pow(2).mean(1) for r in recons]).mean(0)
         b = x0.shape[0]
@@ -260,7 +269,7 @@ class DiffusionScorer(WindowScorer):
                 cos = F.cosine_similarity(ref.unsqueeze(0), rec, dim=2)  # [L, B, h, w]
                 discrepancy += (1 - cos).mean(dim=(0, 2, 3)) / len(feats)
         embedding = _pool_features([f[:b] for f in feats])
-        return _Raw(residual, discrepancy, embedding)
+        return _Raw(residual, discrepancy, embedding, level)
 
     def _raw_batched(self, windows: torch.Tensor, every_component: bool = False) -> _Raw:
         parts = [self._raw(chunk, every_component) for chunk in windows.split(self.batch_size)]
@@ -280,13 +289,22 @@ class DiffusionScorer(WindowScorer):
             "recon_topk": smooth.topk(top, dim=1).values.mean(1),
             "feature": raw.feature,
             "embedding": maha,
+            "level": raw.level,
         }
 
     def _combine(self, comps: dict[str, torch.Tensor], stats: NormalStats) -> torch.Tensor:
         w = {k: v for k, v in self.config.weights.items() if v > 0}
         if not w:
             raise ValueError("scoring.weights: every component weight is 0; enable at least one")
-        zs = torch.stack([(comps[k] - stats.component_mean[k]) / stats.component_std[k] * v for k, v in w.items()])
+        missing = [k for k in w if k not in stats.component_mean]
+        if missing:
+            raise ValueError(f"scoring.weights: this bundle has no statistics for {', '.join(missing)} (it predates "
+                             "them); set their weight to 0 or retrain")
+        zs = []
+        for k, v in w.items():
+            z = (comps[k] - stats.component_mean[k]) / stats.component_std[k]
+            zs.append((z.abs() if k in TWO_SIDED else z) * v)
+        zs = torch.stack(zs)
         return zs.max(0).values if self.config.combine == "max" else zs.sum(0) / sum(w.values())
 
     # -- public API -----------------------------------------------------------------------------

@@ -319,9 +319,10 @@ def train(
     with torch.inference_mode():
         log_mels = [extractor.log_mel(r.wave) for r in train_recs]
     extractor.fit_normalisation(log_mels)
-    sampler = CropSampler([extractor.normalise(m) for m in log_mels], features.window_frames)
+    sampler = CropSampler(log_mels, features.window_frames)  # crops normalised as windows: level is per window
 
-    fit = fit_denoiser(lambda b, g: extractor.to_input(sampler.sample(b, g)), features.input_shape, model_config,
+    fit = fit_denoiser(lambda b, g: extractor.to_input(extractor.normalise(sampler.sample(b, g))),
+                       features.input_shape, model_config,
                        scheduler_config, config, dist_ctx, out, gen, resume, log)
     dist_ctx.finish()
     if rank != 0:

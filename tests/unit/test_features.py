@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import pywt
@@ -65,10 +67,26 @@ def test_spec_refuses_unknown_keys_and_bad_sizes():
 
 
 def test_normalisation_standardises_each_bin():
-    spec = FeatureSpec(n_mels=32, window_frames=16)
+    spec = FeatureSpec(n_mels=32, window_frames=16, remove_level=False)
     ex = FeatureExtractor(spec)
     mels = [ex.log_mel(torch.randn(16000) * s) for s in (0.1, 0.3, 1.0)]
     ex.fit_normalisation(mels)
     z = ex.normalise(torch.cat(mels, dim=1))
     torch.testing.assert_close(z.mean(dim=1), torch.zeros(32), atol=1e-4, rtol=0)
     torch.testing.assert_close(z.std(dim=1), torch.ones(32), atol=1e-3, rtol=0)
+
+
+def test_microphone_gain_moves_only_the_level():
+    """A quieter microphone (-6 dB) changes no model input, only the level the scorer reads."""
+    spec = FeatureSpec(n_mels=32, window_frames=16)
+    ex = FeatureExtractor(spec)
+    gen = torch.Generator().manual_seed(0)
+    train = [ex.log_mel(torch.randn(8000, generator=gen) * s) for s in (0.1, 0.3, 1.0)]
+    ex.fit_normalisation(train)
+    windows = torch.randn(3, spec.window_samples, generator=gen)
+    x_loud, level_loud = ex.inputs(windows)
+    x_quiet, level_quiet = ex.inputs(windows / 2)
+    torch.testing.assert_close(x_quiet, x_loud, atol=1e-3, rtol=0)
+    assert torch.all((level_loud - level_quiet - 20 * math.log10(2)).abs() < 0.1)
+    assert ex.normalise(ex.log_mel.window(windows)).mean(dim=(-2, -1)).abs().max() < 2  # still standardised
+

@@ -1,5 +1,6 @@
 """Scorer determinism and bundle round trips, on a bundle trained by the real CLI."""
 
+import hashlib
 import json
 import shutil
 
@@ -33,7 +34,7 @@ def test_multi_step_ddim_path_scores(tiny_bundle, windows):
     cfg = ScoringConfig(**{**bundle.scoring.to_dict(), "steps": 3, "strengths": (0.3,), "weights": weights})
     res = bundle.scorer("cpu", cfg).score(windows)
     assert res.scores.shape == (5,) and torch.isfinite(res.scores).all()
-    assert set(res.components) == {"recon_mean", "recon_topk", "feature", "embedding"}
+    assert set(res.components) == {"recon_mean", "recon_topk", "feature", "embedding", "level"}
     assert (res.components["feature"] > 0).all()  # the semantic discrepancy term is computed
     assert bundle.stats.component_std["feature"] > 1e-5  # and was normalised at training time
 
@@ -55,6 +56,18 @@ def _edit(src, dst, change):
     change(meta)
     (dst / "bundle.json").write_text(json.dumps(meta))
     return dst
+
+
+def test_bundle_from_before_level_removal_loads_as_trained(tiny_bundle, tmp_path, windows):
+    def as_old(meta):  # what an older Sentinel wrote: no remove_level key, its hash over the rest
+        del meta["features"]["remove_level"]
+        blob = json.dumps(meta["features"], sort_keys=True, separators=(",", ":")).encode()
+        meta["feature_hash"] = hashlib.sha256(blob).hexdigest()[:16]
+        del meta["scoring"]["weights"]["level"]
+
+    old = load_bundle(_edit(tiny_bundle, tmp_path / "old", as_old))
+    assert old.features.remove_level is False  # the features it was trained with
+    assert torch.isfinite(old.scorer().score(windows).scores).all()
 
 
 def test_refuses_other_format_version(tiny_bundle, tmp_path):
