@@ -3,19 +3,20 @@
 real CLI, with the same CPU budget, over several seeds; one table of AUC, pAUC and TPR.
 
 usage: python benchmarks/quality.py [--devset DIR] [--minutes 15] [--machines fan motor]
-           [--variants default ae gaussian ...] [--seeds 0 1 2] [--out DIR] [--reuse-default DIR]
+           [--variants default ae gaussian ...] [--seeds 0 1 2] [--out DIR] [--reuse DIR]
 
 Variants (../shared/METHOD.md lists the questions they answer):
   trained:  default (Sentinel's recipe), ae (the DCASE 2020 autoencoder baseline, `--model
             autoencoder`), mel (log-mel input instead of its wavelet bands), mel+wavelet (both),
-            no-attention;
-  rescored: recon-only (no embedding term), semantic (plus the feature-space discrepancy),
+            no-attention, keep-level (the model input keeps each window's level);
+  rescored: recon-only (no embedding term), no-level (no level component), semantic (plus the
+            feature-space discrepancy),
             one-strength (t = 300 only), ddim5 (5 DDIM steps per noise level instead of one pass):
             the default network of the same seed with other scoring settings, normal statistics
             refitted on the training clips (`sentinel.training.trainer.refit`);
   reference: gaussian (a Gaussian over each clip's log-mel mean and std per mel bin; no network).
 Each is repeated per seed; the table shows mean +- half the range over seeds.
-`--reuse-default DIR` takes the default bundles from an earlier run's --out (DIR/bundle-<machine>-default-s<seed>)
+`--reuse DIR` takes trained bundles from an earlier run's --out (DIR/bundle-<machine>-<variant>-s<seed>)
 instead of training them again.
 """
 
@@ -33,12 +34,17 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from sentinel.scoring.scorer import ScoringConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "bench" / "make_devset.py"
 TRAINED = {"default": "", "mel": "features: {representation: mel}\n",
-           "mel+wavelet": "features: {representation: mel+wavelet}\n", "no-attention": "model: {attention: false}\n"}
-RESCORED = {"recon-only": {"weights": {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 0.0, "embedding": 0.0}},
-            "semantic": {"weights": {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 1.0, "embedding": 1.0}},
+           "mel+wavelet": "features: {representation: mel+wavelet}\n", "no-attention": "model: {attention: false}\n",
+           "keep-level": "features: {remove_level: false}\n"}
+DEFAULT_WEIGHTS = ScoringConfig().weights
+RESCORED = {"recon-only": {"weights": {**DEFAULT_WEIGHTS, "embedding": 0.0, "level": 0.0}},
+            "no-level": {"weights": {**DEFAULT_WEIGHTS, "level": 0.0}},
+            "semantic": {"weights": {**DEFAULT_WEIGHTS, "feature": 1.0}},
             "one-strength": {"strengths": (0.3,)}, "ddim5": {"steps": 5}}
 
 
@@ -136,7 +142,7 @@ def main() -> int:
     ap.add_argument("--variants", nargs="*", default=["default", "ae", "gaussian"],
                     choices=[*TRAINED, "ae", *RESCORED, "gaussian"])
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    ap.add_argument("--reuse-default", type=Path, metavar="DIR", help="take trained default bundles from here")
+    ap.add_argument("--reuse", type=Path, metavar="DIR", help="take trained bundles from here where they exist")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
     a = ap.parse_args()
 
@@ -157,12 +163,12 @@ def main() -> int:
                     row = gaussian_reference(dev)
                 elif v in RESCORED:
                     if defaults is None:
-                        defaults = reuse(a.reuse_default, m, seed) or train_bundle("default", dev, a.out, seed,
-                                                                                   a.minutes)[0]
+                        defaults = reuse(a.reuse, m, "default", seed) or train_bundle("default", dev, a.out, seed,
+                                                                                      a.minutes)[0]
                     bundle = rescore_bundle(defaults, v, dev, a.out, seed)
                     row = {**evaluate_bundle(bundle, dev), "steps": 0, "train_s": float("nan")}
                 else:
-                    reused = reuse(a.reuse_default, m, seed) if v == "default" else None
+                    reused = reuse(a.reuse, m, v, seed)
                     if reused:
                         bundle = reused
                         meta = json.loads((bundle / "bundle.json").read_text())["training"]
@@ -179,14 +185,9 @@ def main() -> int:
     return 0
 
 
-def reuse(folder: Path | None, machine: str, seed: int) -> Path | None:
-    if folder is None:
-        return None
-    for p in (folder / f"bundle-{machine}-default-s{seed}", folder / f"bundle-{machine}-s{seed}",
-              folder / f"bundle-{machine}" if seed == 0 else None):
-        if p is not None and (p / "bundle.json").is_file():
-            return p
-    return None
+def reuse(folder: Path | None, machine: str, variant: str, seed: int) -> Path | None:
+    p = folder / f"bundle-{machine}-{variant}-s{seed}" if folder else None
+    return p if p is not None and (p / "bundle.json").is_file() else None
 
 
 def _pm(values: list[float]) -> str:
