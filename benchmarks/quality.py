@@ -190,6 +190,12 @@ def reuse(folder: Path | None, machine: str, variant: str, seed: int) -> Path | 
     return p if p is not None and (p / "bundle.json").is_file() else None
 
 
+def _finite_mean(values: list[float]) -> float:
+    """Mean of the finite values; 0 where there are none (rescored variants train nothing)."""
+    v = np.array(values, dtype=float)
+    return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else 0.0
+
+
 def _pm(values: list[float]) -> str:
     v = np.array(values, dtype=float)
     return f"{v.mean():.3f}" if len(v) == 1 else f"{v.mean():.3f}±{(v.max() - v.min()) / 2:.3f}"
@@ -209,7 +215,7 @@ def print_table(results: dict, machines: list[str], a: argparse.Namespace) -> No
             worst = min(faults, key=faults.get) if faults else "-"
             print(f"{v:<13} {m:<7} {_pm([r['auc'] for r in rows]):>11} {_pm([r['pauc'] for r in rows]):>11} "
                   f"{_pm([r['tpr'] for r in rows]):>11} {int(np.mean([r['steps'] for r in rows])):>6} "
-                  f"{np.nan_to_num(np.nanmean([r['train_s'] for r in rows])):8.0f} "
+                  f"{_finite_mean([r['train_s'] for r in rows]):8.0f} "
                   f"{np.mean([r['rtf'] for r in rows]):6.1f} {worst + f' {faults.get(worst, 0):.3f}':>18}")
         per_seed = {}
         for m in machines:
