@@ -8,7 +8,7 @@ usage: python benchmarks/quality.py [--devset DIR] [--minutes 15] [--machines fa
 Variants (../shared/METHOD.md lists the questions they answer):
   trained:  default (Sentinel's recipe), ae (the DCASE 2020 autoencoder baseline, `--model
             autoencoder`), mel (log-mel input instead of its wavelet bands), mel+wavelet (both),
-            no-attention, keep-level (the model input keeps each window's level);
+            no-attention, keep-level (the model input keeps each window's level; no level component);
   rescored: recon-only (no embedding term), no-level (no level component), semantic (plus the
             feature-space discrepancy),
             one-strength (t = 300 only), ddim5 (5 DDIM steps per noise level instead of one pass):
@@ -40,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "bench" / "make_devset.py"
 TRAINED = {"default": "", "mel": "features: {representation: mel}\n",
            "mel+wavelet": "features: {representation: mel+wavelet}\n", "no-attention": "model: {attention: false}\n",
-           "keep-level": "features: {remove_level: false}\n"}
+           # the recipe before level removal: level left in the model input, no level component
+           "keep-level": "features: {remove_level: false}\nscoring: {weights: {recon_mean: 1.0, recon_topk: 1.0, "
+                         "feature: 0.0, embedding: 1.0, level: 0.0}}\n"}
 DEFAULT_WEIGHTS = ScoringConfig().weights
 RESCORED = {"recon-only": {"weights": {**DEFAULT_WEIGHTS, "embedding": 0.0, "level": 0.0}},
             "no-level": {"weights": {**DEFAULT_WEIGHTS, "level": 0.0}},
