@@ -35,9 +35,9 @@ class FeatureExtractor(nn.Module):
 
     def _window_frames(self, log_mel: torch.Tensor) -> torch.Tensor:
         """[n_mels, T] as the model sees it: cut into whole windows, each with its level removed."""
-        n = self.spec.window_frames
         if not self.spec.remove_level:
             return log_mel
+        n = self.spec.window_frames
         if log_mel.shape[-1] < n:
             return self.remove_level(log_mel)
         windows = log_mel[:, : log_mel.shape[-1] // n * n].unflatten(-1, (-1, n))  # [n_mels, k, n]
