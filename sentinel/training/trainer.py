@@ -322,8 +322,7 @@ def train(
     sampler = CropSampler(log_mels, features.window_frames)  # crops normalised as windows: level is per window
 
     fit = fit_denoiser(lambda b, g: extractor.to_input(extractor.normalise(sampler.sample(b, g))),
-                       features.input_shape, model_config,
-                       scheduler_config, config, dist_ctx, out, gen, resume, log)
+                       features.input_shape, model_config, scheduler_config, config, dist_ctx, out, gen, resume, log)
     dist_ctx.finish()
     if rank != 0:
         return TrainResult(bundle=None, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)

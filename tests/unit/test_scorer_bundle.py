@@ -98,12 +98,13 @@ def test_refuses_missing_or_incomplete(tiny_bundle, tmp_path):
 def test_machine_that_only_gets_louder_scores_higher(tiny_bundle, machine_data):
     """The model input has its level removed; the level component must still see +12 dB."""
     from sentinel.audio import load_audio
+    from sentinel.windows import sliding_windows
 
     bundle = load_bundle(tiny_bundle)
     spec = bundle.features
     normal = sorted(machine_data["test"].glob("normal*.wav"))[0]
     wave = load_audio(normal, spec.sample_rate)[: spec.window_samples * 2]
-    windows = wave.unfold(0, spec.window_samples, spec.window_samples)
+    windows = sliding_windows(wave, spec.window_samples, spec.window_samples).samples
     scorer = bundle.scorer("cpu")
     quiet, loud = scorer.score(windows), scorer.score(windows * 4)
     assert (loud.components["level"] - quiet.components["level"] - 12.04).abs().max() < 0.2
