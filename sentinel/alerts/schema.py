@@ -48,6 +48,8 @@ class Status:
     windows_scored: int
     dropped_samples: int
     time: str
+    anomaly: bool = False
+    """An event is open on this source: anomalous windows, or an alert less than cooldown_s old."""
     schema: int = SCHEMA_VERSION
     kind: str = "status"
 

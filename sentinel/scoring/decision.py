@@ -29,10 +29,12 @@ class Decider:
         self._recent: deque[tuple[float, float, float]] = deque(maxlen=n)  # (start, end, score)
         self._open = False
         self._last_alert_end: float | None = None
+        self._last_end = 0.0
 
     def update(self, start_s: float, end_s: float, score: float) -> Event | None:
         """Feed one window's score (in stream order); returns an Event when an alert is due."""
         self._recent.append((start_s, end_s, score))
+        self._last_end = end_s
         hits = [w for w in self._recent if w[2] > self.threshold]
         if len(hits) < self.k:
             self._open = False
@@ -45,3 +47,10 @@ class Decider:
         self._open = True
         self._last_alert_end = end_s
         return Event(start_s=hits[0][0], end_s=end_s, peak=max(w[2] for w in hits), threshold=self.threshold)
+
+    def event_open(self) -> bool:
+        """An event is on: its windows are still anomalous, or its alert is less than `cooldown_s` old
+        (what a Home Assistant problem sensor shows)."""
+        if self._open:
+            return True
+        return self._last_alert_end is not None and self._last_end - self._last_alert_end < self.cooldown_s

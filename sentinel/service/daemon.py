@@ -6,12 +6,12 @@ SIGHUP reloads config and bundle (a bad new config is refused and the old one st
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
 from pathlib import Path
 
+from sentinel import __version__
 from sentinel.alerts.journal import Journal
 from sentinel.alerts.publisher import Publisher
 from sentinel.bundle import Bundle, load_bundle
@@ -20,6 +20,7 @@ from sentinel.capture.microphone import MicrophoneSource
 from sentinel.capture.source import Source
 from sentinel.capture.stream import StreamSource
 from sentinel.config import SentinelConfig, SourceConfig, load_config
+from sentinel.credentials import credential_path
 from sentinel.devices import resolve_device
 from sentinel.errors import ConfigError, SentinelError
 from sentinel.logs import get_logger
@@ -48,17 +49,6 @@ def build_source(sc: SourceConfig, sample_rate: int, buffer_seconds: float, log)
     raise ConfigError(f"sources.{sc.name}.kind: unknown kind {sc.kind!r}; use file, microphone or rtsp")
 
 
-def _secret_path(value: str | None) -> str | None:
-    """A file path, or credential:NAME for a credential systemd passed in $CREDENTIALS_DIRECTORY."""
-    if value is None or not value.startswith("credential:"):
-        return value
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not directory:
-        raise ConfigError(f"alerts.curve_secret_key {value!r}: no $CREDENTIALS_DIRECTORY; "
-                          "add LoadCredential= to the unit or give a file path")
-    return os.path.join(directory, value.removeprefix("credential:"))
-
-
 def _load_calibrated(cfg: SentinelConfig) -> tuple[str, Bundle]:
     path = cfg.daemon.bundle or str(DEMO_DIR / "bundle")
     bundle = load_bundle(path)
@@ -83,6 +73,7 @@ class Daemon:
         self.sources: dict[str, tuple[SourceConfig, Source]] = {}
         self.notifier = Notifier()
         self.metrics: Metrics | None = None
+        self.mqtt = None
         self.pipeline_policy = RestartPolicy()
         self.source_policies: dict[str, RestartPolicy] = {}
 
@@ -177,7 +168,8 @@ class Daemon:
         closers = [journal.close, self.notifier.close]
         try:
             a = cfg.alerts
-            publisher = Publisher(a.endpoint, curve_secret=_secret_path(a.curve_secret_key),
+            curve_secret = credential_path(a.curve_secret_key, "alerts.curve_secret_key")
+            publisher = Publisher(a.endpoint, curve_secret=curve_secret,
                                   curve_clients=a.curve_clients_dir, allow_insecure=a.allow_insecure)
             closers.append(publisher.close)
             metrics = None
@@ -194,10 +186,24 @@ class Daemon:
             if not self.sources:
                 raise SentinelError("no source could be opened; see the errors above")
 
+            mqtt_sink = None
+            if a.mqtt.enabled:
+                from sentinel.alerts.mqtt import MqttSink  # paho only where MQTT is asked for
+
+                mqtt_sink = MqttSink(a.mqtt, a.journal, log=self.log, version=__version__)
+                mqtt_sink.start()
+                closers.append(mqtt_sink.close)
+            self.mqtt = mqtt_sink
+
             def sink(topic: str, record: dict, durable: bool) -> None:
                 if durable:
                     journal.append({"topic": topic, **record})
                 publisher.publish(topic, record)
+                if mqtt_sink is not None:  # never blocks: the MQTT thread reads the journal itself
+                    if durable:
+                        mqtt_sink.wake()
+                    else:
+                        mqtt_sink.offer(topic, record)
 
             a, d = cfg.alerts, cfg.daemon
             settings = PipelineSettings(

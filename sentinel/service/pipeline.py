@@ -20,7 +20,7 @@ import torch
 from sentinel.alerts.clips import clip_path, write_clip
 from sentinel.alerts.schema import Alert, Status, utc_iso
 from sentinel.capture.source import Source
-from sentinel.scoring.decision import Decider
+from sentinel.scoring.decision import Decider, Event
 from sentinel.scoring.scorer import DiffusionScorer
 
 
@@ -47,6 +47,7 @@ class _Track:
     windows_scored: int = 0
     dropped: int = 0
     last_score: float | None = None
+    anomaly: bool = False
     pending_clips: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, path)
 
 
@@ -182,8 +183,14 @@ class Pipeline(threading.Thread):
             self.sink(f"score.{src.source_name}", {"kind": "score", "source": src.source_name,
                                                     "start_offset_s": t0, "end_offset_s": t1, "score": score}, False)
         event = tr.decider.update(t0, t1, score)
-        if event is None:
-            return
+        if event is not None:
+            self._alert(tr, event)
+        if tr.decider.event_open() != tr.anomaly:  # at once, not at the next heartbeat: HA shows it
+            tr.anomaly = not tr.anomaly
+            self._status(tr)
+
+    def _alert(self, tr: _Track, event: Event) -> None:
+        src = tr.source
         alert = Alert(
             source=src.source_name, start=utc_iso(src.started_at + event.start_s),
             end=utc_iso(src.started_at + event.end_s), start_offset_s=round(event.start_s, 3),
@@ -215,11 +222,15 @@ class Pipeline(threading.Thread):
                     still.append((c0, c1, path))
             tr.pending_clips = still
 
+    def _status(self, tr: _Track) -> None:
+        st = Status(source=tr.source.source_name, connected=tr.source.connected, last_score=tr.last_score,
+                    windows_scored=tr.windows_scored, dropped_samples=tr.dropped, time=utc_iso(time.time()),
+                    anomaly=tr.anomaly)
+        self.sink(f"status.{tr.source.source_name}", st.to_dict(), False)
+
     def heartbeat(self) -> None:
         for tr in self.tracks:
-            st = Status(source=tr.source.source_name, connected=tr.source.connected, last_score=tr.last_score,
-                        windows_scored=tr.windows_scored, dropped_samples=tr.dropped, time=utc_iso(time.time()))
-            self.sink(f"status.{tr.source.source_name}", st.to_dict(), False)
+            self._status(tr)
 
     def run(self) -> None:
         try:

@@ -63,3 +63,24 @@ def test_shipped_recipes_load():
     root = Path(__file__).resolve().parents[2] / "configs"
     assert load_config(root / "mvtec.yaml").image.size == 256
     assert load_config(root / "urbansound8k.yaml").training.steps > 0
+
+
+@pytest.mark.parametrize("text,expect", [
+    ("alerts: {mqtt: {prot: 1883}}", "alerts.mqtt.prot"),
+    ("alerts: {mqtt: {port: 0}}", "alerts.mqtt.port = 0"),
+    ("alerts: {mqtt: {ca_file: ca.pem}}", "alerts.mqtt: ca_file is set but tls is false"),
+    ("alerts: {mqtt: {password: x}}", "password needs a username"),
+    ("alerts: {mqtt: {topic_prefix: 'a/#'}}", "alerts.mqtt.topic_prefix"),
+])
+def test_mqtt_section_errors_name_the_key(tmp_path, text, expect):
+    p = tmp_path / "c.yaml"
+    p.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=expect):
+        load_config(p)
+
+
+def test_home_assistant_shorthand(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("alerts:\n  mqtt: {enabled: true, home_assistant: true}\n")
+    ha = load_config(p).alerts.mqtt.home_assistant
+    assert ha.enabled and ha.discovery_prefix == "homeassistant"

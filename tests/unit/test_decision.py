@@ -28,3 +28,13 @@ def test_cooldown_then_a_new_event():
 def test_bad_debounce_is_refused():
     with pytest.raises(ValueError, match="k <= n"):
         Decider(1.0, k=3, n=2)
+
+
+def test_event_is_open_from_the_alert_until_cooldown_after_it():
+    d = Decider(threshold=1.0, k=1, n=1, cooldown_s=2.0)
+    states = []
+    for i, s in enumerate([0, 5, 5, 0, 0, 0, 0, 0, 0]):
+        d.update(i * 0.5, i * 0.5 + 1.0, s)
+        states.append(d.event_open())
+    # on at the alert, on while anomalous, off once 2 s of stream have passed since the alert's end
+    assert states == [False, True, True, True, True, False, False, False, False]
