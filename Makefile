@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@$(VENV)/bin/sentinel run & pid=$$!; \
 	trap "kill $$pid 2>/dev/null" EXIT INT TERM; \
-	echo "sentinel run: pid $$pid; subscriber waiting for alerts (about 25 s)..."; \
+	echo "sentinel run: pid $$pid; dashboard at http://127.0.0.1:8765/; subscriber waiting for alerts (about 25 s)..."; \
 	$(VENV)/bin/sentinel subscribe --topic alert. --count 2 --timeout 90; \
 	kill -TERM $$pid; wait $$pid
 

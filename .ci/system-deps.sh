@@ -4,9 +4,11 @@
 #   pulseaudio, -utils, libasound2-plugins  a private PulseAudio null sink stands in for a sound card
 #   gst-rtsp-server + plugins, python3-gi   a real RTSP server on 127.0.0.1
 #   mosquitto, openssl                    a real MQTT broker (plain, TLS, password) on 127.0.0.1
+#   chromium                              a real browser for the dashboard test (driven by Playwright)
 set -euo pipefail
 PACKAGES="libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins gir1.2-gst-rtsp-server-1.0
-gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi mosquitto openssl"
+gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi mosquitto openssl
+chromium fonts-dejavu-core"
 missing=$(for p in $PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 [ -z "$missing" ] && exit 0
 if ! command -v apt-get >/dev/null; then

@@ -3,12 +3,16 @@
 scoring, decisions, journal, ZeroMQ publisher).
 
 usage: python benchmarks/stream.py [--bundle DIR] [--streams 1 8 32] [--realtime-streams 8 32] [--seconds 20]
+       python benchmarks/stream.py --dashboard [--pairs 4] [--seconds 20]
 
 Prints, per N: aggregate real-time factor at full speed (seconds of audio scored per second,
 all sources together) and resident memory. Then N sources replayed in real time, the case the
 latency and capacity targets are about: the lag from the wall-clock end of each window (its
 last sample) to its decision being published, p50/p99; the backlog left at the end (windows
 due but not yet scored: near zero means the N streams were kept up with); and RSS.
+With --dashboard: scoring throughput (windows per second, 8 looping sources at full speed)
+with the web dashboard served and a headless Chromium showing it, against the same run without,
+in alternating pairs; prints each pair and the median ratio.
 Without --bundle it trains nothing: it uses the demo bundle (a small model); pass a bundle
 trained with the default config for the default-model figures.
 """
@@ -39,15 +43,23 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def run(bundle, scorer, recording: Path, n: int, realtime: bool, seconds: float, tmp: Path, port: int) -> dict:
+def run(bundle, scorer, recording: Path, n: int, realtime: bool, seconds: float, tmp: Path, port: int,
+        loop: bool | None = None, board=None) -> dict:
     sr = bundle.features.sample_rate
-    sources = [FileSource(f"s{i}", recording, sr, 30.0, realtime=realtime, loop=realtime) for i in range(n)]
+    loop = realtime if loop is None else loop
+    sources = [FileSource(f"s{i}", recording, sr, 30.0, realtime=realtime, loop=loop) for i in range(n)]
     journal, pub = Journal(tmp / f"j{n}{realtime}.jsonl"), Publisher(f"tcp://127.0.0.1:{port}")
+    if board is not None:
+        by_name = {s.source_name: s for s in sources}
+        board.audio_tail = lambda name, secs: _tail(by_name[name], secs) if name in by_name else None
 
     def sink(topic: str, record: dict, durable: bool) -> None:
         if durable:
             journal.append({"topic": topic, **record})
-        pub.publish(topic, record)
+        if board is not None:
+            board.state.record(topic, record)
+        if not topic.startswith("score."):  # as the daemon does without alerts.publish_scores
+            pub.publish(topic, record)
 
     settings = PipelineSettings(max_batch=64, max_wait_ms=5, cooldown_s=5, clips_dir=None, status_interval_s=5)
     pipe = Pipeline(scorer, sources, {s.source_name: bundle.threshold for s in sources}, settings,
@@ -56,7 +68,7 @@ def run(bundle, scorer, recording: Path, n: int, realtime: bool, seconds: float,
     for s in sources:
         s.start()
     pipe.start()
-    while not (pipe.idle() if not realtime else time.monotonic() - t0 > seconds):
+    while not (pipe.idle() if not (realtime or loop) else time.monotonic() - t0 > seconds):
         time.sleep(0.01)
     wall = time.monotonic() - t0
     for s in sources:
@@ -77,6 +89,106 @@ def run(bundle, scorer, recording: Path, n: int, realtime: bool, seconds: float,
             "load": pipe.busy_s / wall}
 
 
+def _tail(source, seconds: float):
+    ring = source.ring
+    end = ring.written
+    start = max(ring.oldest, end - int(seconds * source.sample_rate))
+    return ring.read(start, end - start) if end > start else None
+
+
+def _chromium_cpu_s() -> float:
+    """CPU seconds used so far by every Chromium process on the machine."""
+    import os
+
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if "chrom" in stat[stat.index("(") + 1: stat.rindex(")")]:
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _pin_all_threads(cpus: set[int]) -> None:
+    import contextlib
+    import os
+
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that just ended
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def dashboard_compare(bundle, scorer, recording: Path, seconds: float, pairs: int, tmp: Path,
+                      split_cores: bool = False) -> None:
+    """Throughput with the dashboard open in a real browser against without, alternating.
+
+    split_cores: Chromium on CPU 1, Sentinel on CPU 0, as when the browser runs on the operator's
+    own machine: what is left is what serving a connected page costs the daemon."""
+    import shutil
+    import socket
+
+    from playwright.sync_api import sync_playwright
+
+    from sentinel.config import WebConfig
+    from sentinel.web.server import DashboardServer
+    from sentinel.web.state import DashboardState
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise SystemExit("--dashboard needs Debian's chromium (make system-deps)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = bundle.features
+    state = DashboardState(3600, 0.5, {"bundle": bundle.bundle_id})
+    board = DashboardServer(WebConfig(port=port), state, clips_dir=None, audio_tail=lambda n, s: None,
+                            sample_rate=spec.sample_rate, window_s=spec.window_seconds, clip_pre_s=2.0)
+    board.serve()
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    n, ratios, served = 8, [], []
+    print(f"\ndashboard: {n} looping sources at full speed, {seconds:.0f} s a run, {pairs} pairs "
+          "(windows scored per second)")
+    with sync_playwright() as p:
+        if split_cores:
+            _pin_all_threads({1})  # the driver and browser inherit this at their start
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=args)
+        if split_cores:
+            _pin_all_threads({0})
+        print("  Chromium on CPU 1, Sentinel (torch 1 thread) on CPU 0" if split_cores else
+              "  Chromium and Sentinel share both CPUs")
+        for i in range(pairs):
+            modes = ["off", "served", "open"]
+            got, clients, browser_load = {}, 0, 0.0
+            for mode in modes[i % 3:] + modes[: i % 3]:  # rotate the order: no mode always runs first
+                page = None
+                if mode == "open":
+                    page = browser.new_page()
+                    page.goto(board.url)
+                cpu0 = _chromium_cpu_s()
+                r = run(bundle, scorer, recording, n, False, seconds, tmp, 59000 + i * 3 + modes.index(mode),
+                        loop=True, board=None if mode == "off" else board)
+                if mode == "open":
+                    browser_load = (_chromium_cpu_s() - cpu0) / r["wall_s"]
+                if page is not None:
+                    clients = board.clients
+                    page.close()
+                got[mode] = r["windows"] / r["wall_s"]
+            ratios.append(got["open"] / got["off"])
+            served.append(got["served"] / got["off"])
+            print(f"  round {i + 1}: without {got['off']:7.1f} w/s, served (no browser) {got['served']:7.1f}, "
+                  f"page open {got['open']:7.1f} (browsers connected: {clients}, Chromium busy "
+                  f"{browser_load:.2f} CPU) -> ratios {served[-1]:.3f}, {ratios[-1]:.3f}")
+        browser.close()
+    board.close()
+    print(f"served without a browser / off, median of {pairs} rounds: {float(np.median(served)):.3f}")
+    print(f"page open in Chromium on this machine / off, median of {pairs} rounds: {float(np.median(ratios)):.3f} "
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bundle", type=Path, default=DEMO_DIR / "bundle")
@@ -86,6 +198,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="real-time run length")
     ap.add_argument("--batch-size", type=int, default=0,
                     help="windows per network pass; 0 = Sentinel's automatic choice, whatever the bundle says")
+    ap.add_argument("--dashboard", action="store_true",
+                    help="only: throughput with the dashboard open in headless Chromium against without")
+    ap.add_argument("--pairs", type=int, default=3, help="--dashboard: rounds of without / served / page open")
     a = ap.parse_args()
     torch.set_num_threads(2)
     bundle = load_bundle(a.bundle)
@@ -93,6 +208,12 @@ def main() -> int:
     print(f"bundle {a.bundle} ({bundle.bundle_id}), model base {bundle.model.config.base_channels}, "
           f"window {bundle.features.window_seconds:.3f} s, hop {0.5} s, "
           f"torch threads {torch.get_num_threads()}, scorer batch {scorer.batch_size}")
+    if a.dashboard:
+        with tempfile.TemporaryDirectory() as tmp:
+            dashboard_compare(bundle, scorer, a.recording, a.seconds, a.pairs, Path(tmp))
+            torch.set_num_threads(1)
+            dashboard_compare(bundle, scorer, a.recording, a.seconds, a.pairs, Path(tmp), split_cores=True)
+        return 0
     base_rss = rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run(bundle, scorer, a.recording, n, False, a.seconds, Path(tmp), 57000 + n) for n in a.streams]

@@ -288,9 +288,31 @@ def _plot_scores(bundle, scored: list[_Scored], thr: float | None, folder: Path)
         print(f"sentinel: wrote {out}", file=sys.stderr)
 
 
+def _write_report(bundle, scored: list[_Scored], thr: float | None, out: Path) -> None:
+    """One self-contained HTML page, drawn by the code that draws the dashboard's alert views."""
+    from sentinel.audio import load_audio
+    from sentinel.render import ReportEntry, html_report, score_figure_png
+
+    sr, entries = bundle.features.sample_rate, []
+    for s in scored:
+        png = score_figure_png(load_audio(s.path, sr).numpy(), sr, s.starts_s, s.window_s, s.scores, thr,
+                               title=f"{s.path.name}  file score {s.file_score:.2f}")
+        flagged = [] if thr is None else [(a, a + s.window_s, float(v))
+                                          for a, v in zip(s.starts_s, s.scores, strict=True) if v > thr]
+        entries.append(ReportEntry(str(s.path), s.file_score, thr, png, flagged))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html_report(entries, bundle.bundle_id, thr), encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"--report {out}: cannot write ({e.strerror}); pick a writable path") from None
+    print(f"sentinel: wrote {out}", file=sys.stderr)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     bundle, scorer = _load(args.bundle, args.device)
     if bundle.modality == "image":
+        if args.report:
+            raise DataError("score --report: the HTML report is for audio bundles; use --maps DIR for images")
         return _score_image_command(args, bundle, scorer)
     if args.maps:
         raise DataError("score --maps: anomaly maps are for image bundles; this one scores audio")
@@ -302,6 +324,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise DataError("no file could be scored; see the warnings above")
     if args.plot:
         _plot_scores(bundle, scored, thr, Path(args.plot))
+    if args.report:
+        _write_report(bundle, scored, thr, Path(args.report))
     flag = (lambda s: None) if thr is None else (lambda s: bool(s > thr))
     out = sys.stdout
     if args.format == "jsonl":
@@ -543,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only-anomalies", action="store_true", help="print only windows above the threshold")
     s.add_argument("--plot", metavar="DIR", help="audio bundles: write each file's spectrogram with its window "
                    "scores under it as DIR/<name>_scores.png")
+    s.add_argument("--report", metavar="HTML", help="audio bundles: write one self-contained HTML page with every "
+                   "file's spectrogram, window scores, threshold and flagged windows")
     s.add_argument("--maps", metavar="DIR", help="image bundles: write each image's anomaly map over it as a PNG here")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     s.set_defaults(func=cmd_score)

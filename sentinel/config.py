@@ -7,6 +7,7 @@ key's default, doc line and bounds live in exactly one place: beside the code th
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -158,6 +159,40 @@ class MetricsConfig(BaseModel):
     port: Annotated[int, Field(ge=1, le=65535, description="TCP port of the metrics endpoint.")] = 9464
 
 
+def host_is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or an interface: treat as exposed
+
+
+class WebConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: Annotated[bool, Field(description="Serve the live dashboard (read-only) from the daemon.")] = True
+    host: Annotated[str, Field(min_length=1, description="Address to listen on; off loopback a token is required.")] = (
+        "127.0.0.1"
+    )
+    port: Annotated[int, Field(ge=1, le=65535, description="TCP port of the dashboard.")] = 8765
+    token: Annotated[
+        str | None, Field(description="Access token (open http://HOST:PORT/?token=...), or credential:NAME; "
+                                      "required off loopback.")
+    ] = None
+    push_interval_s: Annotated[float, Field(gt=0, le=5, description="How often the page is updated, s.")] = 1.0
+    history_minutes: Annotated[
+        float, Field(gt=0, le=1440, description="Window scores kept per source for the timeline and alert views.")
+    ] = 60.0
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> WebConfig:
+        if self.enabled and self.token is None and not host_is_loopback(self.host):
+            raise ValueError(f"host {self.host!r} is not loopback: set web.token (or credential:NAME) "
+                             "or bind 127.0.0.1")
+        return self
+
+
 class SentinelConfig(BaseModel):
     """The whole configuration file."""
 
@@ -178,6 +213,7 @@ class SentinelConfig(BaseModel):
     daemon: Annotated[DaemonConfig, Field(description="The streaming daemon (sentinel run).")] = DaemonConfig()
     alerts: Annotated[AlertsConfig, Field(description="Where alerts go.")] = AlertsConfig()
     metrics: Annotated[MetricsConfig, Field(description="Prometheus endpoint (off by default).")] = MetricsConfig()
+    web: Annotated[WebConfig, Field(description="Live dashboard of the daemon (loopback by default).")] = WebConfig()
     sources: Annotated[
         list[SourceConfig],
         Field(description="Audio sources of the daemon; empty = the built-in demo file source."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -32,12 +33,12 @@ def roc_plot(labels: np.ndarray, scores: np.ndarray, threshold: float | None, pa
     b.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
 
 
 def score_plot(wave: np.ndarray, sample_rate: int, starts_s: list[float], window_s: float, scores: np.ndarray,
-               threshold: float | None, path: str | Path, title: str = "",
+               threshold: float | None, path: str | Path | BinaryIO, title: str = "",
                components: dict[str, np.ndarray] | None = None) -> None:
     """A recording's log-mel spectrogram with its window scores under it, on one time axis, as PNG:
     where in time and frequency a miss or a false alarm comes from."""
@@ -51,7 +52,7 @@ def score_plot(wave: np.ndarray, sample_rate: int, starts_s: list[float], window
     mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=1024, hop_length=256, n_mels=128)
     with torch.inference_mode():
         db = (10 * torch.log10(mel(torch.as_tensor(wave, dtype=torch.float32)) + 1e-10)).numpy()
-    duration = len(wave) / sample_rate
+    duration = max(len(wave) / sample_rate, 1e-3)
     fig, (a, b) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True, height_ratios=[3, 2])
     a.imshow(db, origin="lower", aspect="auto", extent=(0, duration, 0, db.shape[0]), cmap="magma",
              vmin=db.max() - 80, vmax=db.max())
@@ -69,5 +70,5 @@ def score_plot(wave: np.ndarray, sample_rate: int, starts_s: list[float], window
     b.set(xlabel="time (s)", ylabel="window score", xlim=(0, duration))
     b.legend(loc="upper right", fontsize=7, ncols=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)

@@ -74,6 +74,7 @@ class Daemon:
         self.notifier = Notifier()
         self.metrics: Metrics | None = None
         self.mqtt = None
+        self.dashboard = None
         self.pipeline_policy = RestartPolicy()
         self.source_policies: dict[str, RestartPolicy] = {}
 
@@ -156,6 +157,8 @@ class Daemon:
             if new.get(name, (None, None))[1] is not src:
                 src.stop()
         self.sources, self.config = new, cfg
+        if self.dashboard is not None:
+            self.dashboard.state.set_thresholds(self._thresholds(new, bundle))
         self.log.info("reloaded", sources=list(new), bundle=bundle.bundle_id)
         self.notifier.ready(self._status_line())
 
@@ -195,9 +198,18 @@ class Daemon:
                 closers.append(mqtt_sink.close)
             self.mqtt = mqtt_sink
 
+            board = self._dashboard(cfg, bundle)
+            if board is not None:
+                closers.append(board.close)
+            publish_scores = a.publish_scores
+
             def sink(topic: str, record: dict, durable: bool) -> None:
                 if durable:
                     journal.append({"topic": topic, **record})
+                if board is not None:  # a lock and an append: no browser ever waits in here
+                    board.state.record(topic, record)
+                if not publish_scores and topic.startswith("score."):
+                    return
                 publisher.publish(topic, record)
                 if mqtt_sink is not None:  # never blocks: the MQTT thread reads the journal itself
                     if durable:
@@ -210,7 +222,7 @@ class Daemon:
                 hop_seconds=d.hop_seconds, max_batch=d.max_batch, max_wait_ms=d.max_wait_ms,
                 debounce_k=d.debounce_k, debounce_n=d.debounce_n, cooldown_s=d.cooldown_s,
                 clips_dir=a.clips_dir, clip_pre_s=a.clip_pre_s, clip_post_s=a.clip_post_s,
-                status_interval_s=a.status_interval_s, publish_scores=a.publish_scores,
+                status_interval_s=a.status_interval_s,
             )
             self._pipeline_args = (settings, bundle.bundle_id, sink, self.log, metrics)
             self.pipeline = Pipeline(scorer, [s for _, s in self.sources.values()],
@@ -226,6 +238,46 @@ class Daemon:
             self._shutdown()
             for close in reversed(closers):
                 close()
+
+    def _dashboard(self, cfg: SentinelConfig, bundle: Bundle):
+        """The web dashboard, serving already; None when off or its port cannot be had (logged: the
+        daemon's job is listening, so a taken port costs the page, not the monitoring)."""
+        if not cfg.web.enabled:
+            return None
+        from sentinel.web.server import DashboardServer  # aiohttp only where the dashboard is on
+        from sentinel.web.state import DashboardState
+
+        spec, cal = bundle.features, bundle.calibration
+        info = {"bundle": bundle.bundle_id, "bundle_path": str(cfg.daemon.bundle or "built-in demo bundle"),
+                "threshold": bundle.threshold if bundle.threshold is not None else "per source",
+                "calibration": f"{cal.method} {cal.target:g} ({cal.n_files} files, {cal.n_windows} windows)"
+                if cal else "none", "sample_rate": spec.sample_rate,
+                "window_s": spec.window_samples / spec.sample_rate, "hop_s": cfg.daemon.hop_seconds,
+                "trained_steps": bundle.training.get("steps", "?"), "device": str(self.scorer.device)}
+        state = DashboardState(cfg.web.history_minutes * 60, cfg.daemon.hop_seconds, info)
+        state.set_thresholds(self._thresholds(self.sources, bundle))
+        state.load_alerts(cfg.alerts.journal)
+        board = DashboardServer(cfg.web, state, clips_dir=cfg.alerts.clips_dir, audio_tail=self._audio_tail,
+                                sample_rate=spec.sample_rate, window_s=spec.window_samples / spec.sample_rate,
+                                clip_pre_s=cfg.alerts.clip_pre_s, log=self.log)
+        try:
+            board.serve()
+        except OSError as e:
+            self.log.error(f"web.port {cfg.web.port}: cannot listen ({e.strerror}); dashboard off, monitoring goes "
+                           "on (pick a free port)")
+            return None
+        self.log.info("dashboard", url=board.url)
+        self.dashboard = board
+        return board
+
+    def _audio_tail(self, source: str, seconds: float):
+        entry = self.sources.get(source)
+        if entry is None:
+            return None
+        ring = entry[1].ring
+        end = ring.written
+        start = max(ring.oldest, end - int(seconds * entry[1].sample_rate))
+        return ring.read(start, end - start) if end > start else None
 
     def _main_loop(self) -> None:
         assert self.pipeline is not None

@@ -36,7 +36,6 @@ class PipelineSettings:
     clip_pre_s: float = 2.0
     clip_post_s: float = 2.0
     status_interval_s: float = 5.0
-    publish_scores: bool = False
 
 
 @dataclass
@@ -179,9 +178,11 @@ class Pipeline(threading.Thread):
             self.metrics.windows.labels(src.source_name).inc()
             self.metrics.last_score.labels(src.source_name).set(score)
         t0, t1 = start / self.sr, (start + self.window) / self.sr
-        if self.settings.publish_scores:
-            self.sink(f"score.{src.source_name}", {"kind": "score", "source": src.source_name,
-                                                    "start_offset_s": t0, "end_offset_s": t1, "score": score}, False)
+        # Every window goes to the sink (the dashboard draws them); the daemon decides what is published.
+        end_unix = src.started_at + t1
+        self.sink(f"score.{src.source_name}", {"kind": "score", "source": src.source_name, "start_offset_s": t0,
+                                                "end_offset_s": t1, "score": score, "end_unix": round(end_unix, 3),
+                                                "lag_s": round(time.time() - end_unix, 3)}, False)
         event = tr.decider.update(t0, t1, score)
         if event is not None:
             self._alert(tr, event)
