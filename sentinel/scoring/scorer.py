@@ -10,13 +10,22 @@ and then combined:
               windows (level and ratio faults that the network reconstructs perfectly well);
 - level:      the window's level (mean log-mel, dB), scored as |z| against normal windows: the
               model input has its level removed (FeatureSpec.remove_level), so a machine that
-              only gets louder or quieter is seen here.
+              only gets louder or quieter is seen here; a deviation within `level_tolerance_db`
+              counts as none (microphone gain differs between installations);
+- span:       the longer view: Mahalanobis distance of a rolling mean, over the last `span_seconds`
+              of windows of the same stream, of each window's level-free log-mel profile (mean and
+              spread per bin) and the denoiser's reconstruction residual per frequency row, to such
+              means of normal audio. Stationary faults (a harmonic a few dB up, a steady hiss) hide
+              in any one window's noise and show in the average. It needs the stream's history
+              (`SpanState`): a recording carries one through its windows, the daemon one per source.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -30,7 +39,7 @@ from sentinel.diffusion.unet import UNet
 from sentinel.features.extractor import FeatureExtractor
 from sentinel.windows import sliding_windows
 
-COMPONENTS = ("recon_mean", "recon_topk", "feature", "embedding", "level")
+COMPONENTS = ("recon_mean", "recon_topk", "feature", "embedding", "level", "span")
 TWO_SIDED = ("level",)
 """Components whose deviation either way is anomalous: they enter the score as |z|."""
 
@@ -59,14 +68,21 @@ class ScoringConfig:
     ] = 0.01
     smoothing: Annotated[int, Field(ge=1, description="Box-filter size (bins) applied before top-k pooling.")] = 3
     weights: Annotated[
-        dict[Literal["recon_mean", "recon_topk", "feature", "embedding", "level"], float],
+        dict[Literal["recon_mean", "recon_topk", "feature", "embedding", "level", "span"], float],
         Field(
             description="Weight of each normalised component in the combined score (0 disables it; "
             "'feature' is off by default: on the dev set it added cost and no AUC; 'level' is half "
             "weight: microphone gain varies, raise it where the gain is fixed)."
         ),
     ] = field(default_factory=lambda: {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 0.0, "embedding": 1.0,
-                                       "level": 0.5})
+                                       "level": 0.5, "span": 1.0})
+    span_seconds: Annotated[
+        float, Field(gt=0, description="Length of the rolling span of windows the span component averages, s.")
+    ] = 4.0
+    level_tolerance_db: Annotated[
+        float, Field(ge=0, description="A level this close to normal (dB, either way) adds nothing to the score: "
+                                       "microphone gain differs between installations.")
+    ] = 0.0
     combine: Annotated[
         Literal["mean", "max"], Field(description="Weighted mean of component z-scores, or their weighted max.")
     ] = "mean"
@@ -104,14 +120,19 @@ class NormalStats:
     embed_precision: torch.Tensor  # [D, D]
     component_mean: dict[str, float]
     component_std: dict[str, float]
+    span_mean: torch.Tensor | None = None  # [P]: bundles from before the span component have none
+    span_precision: torch.Tensor | None = None  # [P, P]
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {
+        out = {
             "stats.residual_mean": self.residual_mean,
             "stats.residual_std": self.residual_std,
             "stats.embed_mean": self.embed_mean,
             "stats.embed_precision": self.embed_precision,
         }
+        if self.span_mean is not None and self.span_precision is not None:
+            out |= {"stats.span_mean": self.span_mean, "stats.span_precision": self.span_precision}
+        return out
 
     def json(self) -> dict:
         return {"component_mean": self.component_mean, "component_std": self.component_std}
@@ -130,7 +151,26 @@ class NormalStats:
             embed_precision=tensors["stats.embed_precision"],
             component_mean=dict(meta["component_mean"]),
             component_std=dict(meta["component_std"]),
+            span_mean=tensors.get("stats.span_mean"),
+            span_precision=tensors.get("stats.span_precision"),
         )
+
+
+class SpanState:
+    """The rolling history one stream (a recording, a live source) carries for the span component:
+    the last `n` windows' profiles. Windows must be pushed in stream order; `reset` after a gap."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._items: deque[torch.Tensor] = deque(maxlen=n)
+
+    def push(self, profile: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Add one window's profile; (mean over the span so far, how many windows it holds)."""
+        self._items.append(profile)
+        return torch.stack(tuple(self._items)).mean(0), len(self._items)
+
+    def reset(self) -> None:
+        self._items.clear()
 
 
 @dataclass
@@ -149,6 +189,7 @@ class _Raw:
     feature: torch.Tensor  # [B]
     embedding: torch.Tensor  # [B, D]
     level: torch.Tensor  # [B]
+    profile: torch.Tensor  # [B, P]: what the span component averages over time
 
 
 def _pool_features(feats: list[torch.Tensor]) -> torch.Tensor:
@@ -171,12 +212,17 @@ class WindowScorer:
     def score(self, windows: torch.Tensor) -> ScoreResult:
         raise NotImplementedError
 
+    def new_span_state(self) -> SpanState | None:
+        """History for one stream, for scorers with a component over time (None: none)."""
+        return None
+
     def score_recording(self, wave: torch.Tensor) -> RecordingScores:
         """Score a whole recording [N] in overlapping windows (hop from the config)."""
         spec = self.extractor.spec
         hop = max(1, round(self.config.hop_seconds * spec.sample_rate))
         w = sliding_windows(wave, spec.window_samples, hop)
-        res = self.score(w.samples)
+        state = self.new_span_state()
+        res = self.score(w.samples) if state is None else self.score(w.samples, [state] * len(w.starts))
         return RecordingScores([s / spec.sample_rate for s in w.starts], spec.window_seconds, res.scores,
                                res.components)
 
@@ -252,10 +298,15 @@ class DiffusionScorer(WindowScorer):
 
     @torch.inference_mode()
     def _raw(self, windows: torch.Tensor, every_component: bool = False) -> _Raw:
-        x0, level = self.extractor.inputs(windows.to(self.device, torch.float32))
-        x0 = x0.contiguous(memory_format=self.memory_format)
+        ex = self.extractor
+        log_mel = ex.log_mel.window(windows.to(self.device, torch.float32))
+        norm, level = ex.normalise(log_mel), ex.level(log_mel)
+        x0 = ex.to_input(norm).contiguous(memory_format=self.memory_format)
         recons = self.reconstruct(x0)
         residual = torch.stack([(r - x0).pow(2).mean(1) for r in recons]).mean(0)
+        # Level-free log-mel mean and spread per bin (what a clip Gaussian looks at) and the
+        # residual per frequency row (what the denoiser could not rebuild), in log: both skewed.
+        profile = torch.cat([norm.mean(-1), norm.std(-1), residual.mean(-1).clamp_min(1e-6).log()], dim=1)
         b = x0.shape[0]
         # Encoding the reconstructions costs twice the input's encoding: only when it is used.
         with_recons = every_component or self.config.weights.get("feature", 0) > 0
@@ -269,7 +320,7 @@ class DiffusionScorer(WindowScorer):
                 cos = F.cosine_similarity(ref.unsqueeze(0), rec, dim=2)  # [L, B, h, w]
                 discrepancy += (1 - cos).mean(dim=(0, 2, 3)) / len(feats)
         embedding = _pool_features([f[:b] for f in feats])
-        return _Raw(residual, discrepancy, embedding, level)
+        return _Raw(residual, discrepancy, embedding, level, profile.float())
 
     def _raw_batched(self, windows: torch.Tensor, every_component: bool = False) -> _Raw:
         parts = [self._raw(chunk, every_component) for chunk in windows.split(self.batch_size)]
@@ -292,8 +343,54 @@ class DiffusionScorer(WindowScorer):
             "level": raw.level,
         }
 
-    def _combine(self, comps: dict[str, torch.Tensor], stats: NormalStats) -> torch.Tensor:
-        w = {k: v for k, v in self.config.weights.items() if v > 0}
+    @property
+    def span_windows(self) -> int:
+        """Windows in a full span (at the scoring hop)."""
+        return max(1, round(self.config.span_seconds / self.config.hop_seconds))
+
+    @property
+    def span_min_windows(self) -> int:
+        """Fewer windows than this (the start of a stream, after a gap) give no span component."""
+        return max(2, self.span_windows // 2)
+
+    def new_span_state(self) -> SpanState:
+        return SpanState(self.span_windows)
+
+    def _span(self, profiles: torch.Tensor, streams: Sequence[SpanState | None] | None,
+              stats: NormalStats) -> torch.Tensor:
+        """[B] Mahalanobis distance of each window's span mean; NaN where there is no span yet."""
+        out = torch.full((profiles.shape[0],), float("nan"))
+        if streams is None or stats.span_mean is None or stats.span_precision is None:
+            return out
+        means, rows = [], []
+        for i, (p, st) in enumerate(zip(profiles.cpu(), streams, strict=True)):
+            if st is None:
+                continue
+            mean, k = st.push(p)
+            if k >= self.span_min_windows:
+                means.append(mean)
+                rows.append(i)
+        if rows:
+            d = torch.stack(means).to(self.device) - stats.span_mean
+            out[rows] = ((d @ stats.span_precision) * d).sum(1).clamp_min(0).sqrt().cpu()
+        return out
+
+    def combine(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None = None,
+                level_tolerance_db: float | None = None) -> torch.Tensor:
+        """Window scores from raw components (as `score` returns them) with other weights or level
+        tolerance than the configured ones: rescoring without another network pass."""
+        if self.stats is None:
+            raise RuntimeError("scorer has no normal statistics; fit() it or load a trained bundle")
+        cfg = dataclasses.replace(self.config, weights=dict(weights if weights is not None else self.config.weights),
+                                  level_tolerance_db=self.config.level_tolerance_db if level_tolerance_db is None
+                                  else level_tolerance_db)
+        return self._combine({k: v.to(self.device) for k, v in comps.items()}, self.stats, cfg).cpu()
+
+    def _combine(self, comps: dict[str, torch.Tensor], stats: NormalStats,
+                 config: ScoringConfig | None = None) -> torch.Tensor:
+        config = config or self.config
+        # span without statistics (recordings shorter than a span at training) counts as weight 0
+        w = {k: v for k, v in config.weights.items() if v > 0 and (k != "span" or "span" in stats.component_mean)}
         if not w:
             raise ValueError("scoring.weights: every component weight is 0; enable at least one")
         missing = [k for k in w if k not in stats.component_mean]
@@ -302,17 +399,25 @@ class DiffusionScorer(WindowScorer):
                              "them); set their weight to 0 or retrain")
         zs = []
         for k, v in w.items():
-            z = (comps[k] - stats.component_mean[k]) / stats.component_std[k]
-            zs.append((z.abs() if k in TWO_SIDED else z) * v)
+            if k == "level":  # two-sided, and a gain difference within the tolerance is no evidence
+                z = ((comps[k] - stats.component_mean[k]).abs() - config.level_tolerance_db).clamp_min(0) \
+                    / stats.component_std[k]
+            else:
+                z = (comps[k] - stats.component_mean[k]) / stats.component_std[k]
+                z = z.abs() if k in TWO_SIDED else z
+            zs.append(torch.nan_to_num(z, nan=0.0) * v)  # no span yet: no evidence either way
         zs = torch.stack(zs)
-        return zs.max(0).values if self.config.combine == "max" else zs.sum(0) / sum(w.values())
+        return zs.max(0).values if config.combine == "max" else zs.sum(0) / sum(w.values())
 
     # -- public API -----------------------------------------------------------------------------
-    def fit(self, fit_windows: torch.Tensor, holdout_windows: torch.Tensor) -> NormalStats:
+    def fit(self, fit_windows: torch.Tensor, holdout_windows: torch.Tensor,
+            span_recordings: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None) -> NormalStats:
         """Fit residual, embedding and component statistics on normal windows.
 
         Bin and embedding statistics come from `fit_windows`; the component z-scaling from
         `holdout_windows`, which the first stage never saw, so that normal scores are honest.
+        `span_recordings` (training, held-out) waveforms fit the span component the same way:
+        its Gaussian on spans of the first, its z-scaling on spans of the second.
         """
         raw = self._raw_batched(fit_windows)  # residual and embedding only: the feature term needs none
         cov = LedoitWolf().fit(raw.embedding.double().cpu().numpy())
@@ -327,10 +432,44 @@ class DiffusionScorer(WindowScorer):
         # Statistics for every component, so that any weights may be chosen at scoring time.
         comps = self._components(self._raw_batched(holdout_windows, every_component=True), stats)
         for name, values in comps.items():
+            if name == "span":
+                continue
             stats.component_mean[name] = float(values.mean())
             stats.component_std[name] = max(float(values.std()), 1e-6)
+        if span_recordings is not None:
+            self._fit_span(stats, *span_recordings)
         self.stats = stats
         return stats
+
+    def _span_means(self, waves: list[torch.Tensor], limit: int = 4096) -> torch.Tensor:
+        """Span means at every position with enough history, over recordings scored in order."""
+        spec = self.extractor.spec
+        hop = max(1, round(self.config.hop_seconds * spec.sample_rate))
+        means: list[torch.Tensor] = []
+        for wave in waves:
+            if len(means) >= limit or wave.numel() < spec.window_samples:
+                continue
+            profiles = self._raw_batched(sliding_windows(wave, spec.window_samples, hop).samples).profile.cpu()
+            st = self.new_span_state()
+            for p in profiles:
+                mean, k = st.push(p)
+                if k >= self.span_min_windows:
+                    means.append(mean)
+        return torch.stack(means) if means else torch.zeros(0)
+
+    def _fit_span(self, stats: NormalStats, train: list[torch.Tensor], holdout: list[torch.Tensor]) -> None:
+        fit_means = self._span_means(train)
+        if fit_means.shape[0] < 2:
+            return  # recordings shorter than a span: no span component (its weight counts as 0)
+        cov = LedoitWolf().fit(fit_means.double().numpy())
+        stats.span_mean = torch.as_tensor(cov.location_, dtype=torch.float32, device=self.device)
+        stats.span_precision = torch.as_tensor(cov.precision_, dtype=torch.float32, device=self.device)
+        held = self._span_means(holdout)
+        held = held if held.shape[0] >= 2 else fit_means
+        d = held.to(self.device) - stats.span_mean
+        dist = ((d @ stats.span_precision) * d).sum(1).clamp_min(0).sqrt()
+        stats.component_mean["span"] = float(dist.mean())
+        stats.component_std["span"] = max(float(dist.std()), 1e-6)
 
     @torch.inference_mode()
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -347,13 +486,19 @@ class DiffusionScorer(WindowScorer):
             maps.append(F.avg_pool2d(z.unsqueeze(1), k, stride=1, padding=k // 2, count_include_pad=False)[:, 0])
         return torch.cat(maps).cpu()
 
-    def score(self, windows: torch.Tensor) -> ScoreResult:
-        """Score waveform windows [B, window_samples] (any device). Deterministic."""
+    def score(self, windows: torch.Tensor, streams: Sequence[SpanState | None] | None = None) -> ScoreResult:
+        """Score waveform windows [B, window_samples] (any device). Deterministic.
+
+        `streams` gives each window the history of the stream it belongs to (windows of one
+        stream in order; the same SpanState for all of them): the span component. Without it
+        each window is scored alone, with no span component."""
         if self.stats is None:
             raise RuntimeError("scorer has no normal statistics; fit() it or load a trained bundle")
         if windows.shape[0] == 0:
             empty = torch.zeros(0)
             return ScoreResult(empty, {k: empty for k in COMPONENTS})
-        comps = self._components(self._raw_batched(windows), self.stats)
+        raw = self._raw_batched(windows)
+        comps = self._components(raw, self.stats)
+        comps["span"] = self._span(raw.profile, streams, self.stats).to(self.device)
         scores = self._combine(comps, self.stats)
         return ScoreResult(scores.cpu(), {k: v.cpu() for k, v in comps.items()})

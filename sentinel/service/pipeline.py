@@ -21,7 +21,7 @@ from sentinel.alerts.clips import clip_path, write_clip
 from sentinel.alerts.schema import Alert, Status, utc_iso
 from sentinel.capture.source import Source
 from sentinel.scoring.decision import Decider, Event
-from sentinel.scoring.scorer import DiffusionScorer
+from sentinel.scoring.scorer import DiffusionScorer, SpanState
 
 
 @dataclass
@@ -47,6 +47,9 @@ class _Track:
     dropped: int = 0
     last_score: float | None = None
     anomaly: bool = False
+    span: SpanState | None = None
+    """This source's history for the span component (the scorer's; reset after a gap)."""
+    span_next: int | None = None
     pending_clips: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, path)
 
 
@@ -155,7 +158,9 @@ class Pipeline(threading.Thread):
         if not windows:
             return 0
         t0 = time.monotonic()
-        scores = self.scorer.score(torch.from_numpy(np.stack(windows))).scores.tolist()
+        streams = [self._span_state(tr, start) for tr, start in keep]
+        batch = torch.from_numpy(np.stack(windows))
+        scores = (self.scorer.score(batch) if streams[0] is None else self.scorer.score(batch, streams)).scores.tolist()
         self.batches += 1
         if self.metrics is not None:
             self.metrics.latency.observe(time.monotonic() - t0)
@@ -168,6 +173,14 @@ class Pipeline(threading.Thread):
             tr.source.consumed = tr.next_start
         self.busy_s += time.monotonic() - t_read
         return len(windows)
+
+    def _span_state(self, tr: _Track, start: int) -> SpanState | None:
+        """The track's span history, as `sentinel score` keeps it through a file: fresh when the
+        scorer changed or the stream skipped (dropped audio, a restarted source)."""
+        if tr.span is None or tr.span.n != getattr(self.scorer, "span_windows", None) or tr.span_next != start:
+            tr.span = self.scorer.new_span_state()
+        tr.span_next = start + self.hop
+        return tr.span
 
     # -- decisions and sinks ---------------------------------------------------------------------
     def _decide(self, tr: _Track, start: int, score: float) -> None:

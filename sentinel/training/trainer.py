@@ -145,6 +145,7 @@ def _fit_stats(scorer: DiffusionScorer, train_recs: list[Recording], holdout: li
     return scorer.fit(
         _windows(train_recs, spec, config.fit_windows, config.seed),
         _windows(holdout, spec, config.fit_windows, config.seed + 1),
+        span_recordings=([r.wave for r in train_recs], [r.wave for r in holdout]),
     )
 
 

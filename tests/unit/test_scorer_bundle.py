@@ -34,7 +34,7 @@ def test_multi_step_ddim_path_scores(tiny_bundle, windows):
     cfg = ScoringConfig(**{**bundle.scoring.to_dict(), "steps": 3, "strengths": (0.3,), "weights": weights})
     res = bundle.scorer("cpu", cfg).score(windows)
     assert res.scores.shape == (5,) and torch.isfinite(res.scores).all()
-    assert set(res.components) == {"recon_mean", "recon_topk", "feature", "embedding", "level"}
+    assert set(res.components) == {"recon_mean", "recon_topk", "feature", "embedding", "level", "span"}
     assert (res.components["feature"] > 0).all()  # the semantic discrepancy term is computed
     assert bundle.stats.component_std["feature"] > 1e-5  # and was normalised at training time
 

@@ -26,7 +26,7 @@ function card(name) {
   el.dataset.source = name;
   el.querySelector(".name").textContent = name;
   document.getElementById("sources").appendChild(el);
-  const c = {el, xs: [], ys: [], threshold: null, plot: null};
+  const c = {el, xs: [], ys: [], threshold: null, plot: null, visible: true, spec: null};
   const opts = {
     width: Math.max(300, el.clientWidth - 30), height: 170,
     scales: {x: {time: true}},
@@ -37,6 +37,12 @@ function card(name) {
   };
   c.plot = new uPlot(opts, [[], [], []], el.querySelector(".timeline"));
   cards.set(name, c);
+  // Cards scrolled out of view keep their data but are not drawn: with many sources, drawing
+  // what nobody sees is most of the page's work.
+  new IntersectionObserver(entries => {
+    c.visible = entries[entries.length - 1].isIntersecting;
+    if (c.visible) draw(c);
+  }).observe(el);
   return c;
 }
 
@@ -62,7 +68,8 @@ function updateSource(name, s, spec, now) {
   let cut = 0;
   while (cut < c.xs.length && c.xs[cut] < now - SPAN_S) cut++;
   if (cut) { c.xs.splice(0, cut); c.ys.splice(0, cut); }
-  c.plot.setData([c.xs, c.ys, c.xs.map(() => c.threshold)]);
+  c.spec = spec || c.spec;
+  if (c.visible) draw(c);
   const st = s.status || {};
   const state = c.el.querySelector(".state");
   const up = st.connected !== false && c.xs.length > 0;
@@ -73,7 +80,11 @@ function updateSource(name, s, spec, now) {
   c.el.querySelector(".stats").textContent =
     `windows scored ${s.windows} · last score ${fmt(c.ys[c.ys.length - 1])} · threshold ${fmt(c.threshold)}` +
     ` · dropped audio ${st.dropped_samples || 0} samples · lag ${fmt(s.lag_s)} s`;
-  drawSpectrogram(c, spec);
+}
+
+function draw(c) {
+  c.plot.setData([c.xs, c.ys, c.xs.map(() => c.threshold)]);
+  drawSpectrogram(c, c.spec);
 }
 
 function addAlert(a, fresh) {

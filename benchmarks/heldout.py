@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""Held-out quality benchmark: sound the recipe was never tuned on, beside both references.
+
+usage: python benchmarks/heldout.py [--out bench-out/heldout] [--steps 300] [--stage all|prepare|train|eval]
+           [--sets dev-fan fam-pump us8k-air_conditioner-1to2 ...]
+
+Sets (each: train/normal_* for training and calibration, test/{normal,anomalous_<kind>}_*):
+  tuning    dev-fan, dev-motor: the development set (../shared/bench/make_devset.py); the
+            recipe's settings were chosen here and only here.
+  held out  fam-pump, fam-compressor, fam-gearbox, fam-blower: machine families written for this
+            benchmark (benchmarks/families.py) with fault kinds the dev set does not have, and
+            real ESC-50 clips (../shared/data/esc50-fold4) mixed in as foreign events; and
+            us8k-<class>-<a>to<b>: UrbanSound8K folds 1 and 2 (../shared/data/urbansound8k), train on
+            one fold's clips of the normal class, test on the other fold (its normal-class clips
+            against up to 25 clips of every other class), both ways, for four normal classes.
+Per set, in one run: the diffusion recipe and its variants (one network, rescored with other
+component weights), the DCASE 2020 autoencoder (`sentinel train --model autoencoder`, same
+budget), and the clip Gaussian (Ledoit-Wolf over each clip's log-mel mean and std per bin).
+Reported: AUC, pAUC (max FPR 0.1), TPR at the threshold calibrated on the training clips for
+1 false alarm per hour (what `sentinel calibrate` does), the false alarms per hour that threshold
+gives on the normal test audio (runs of windows above it), and the same false-alarm rate with
+the normal test clips 6 dB louder and 6 dB quieter (a different microphone gain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+US8K = SHARED / "data" / "urbansound8k"
+ESC50 = SHARED / "data" / "esc50-fold4"
+US8K_CLASSES = ["air_conditioner", "engine_idling", "drilling", "jackhammer"]
+FAMILIES = ["pump", "compressor", "gearbox", "blower"]
+GAIN_DB = 6.0
+
+
+def sentinel(*args: str) -> str:
+    cmd = [sys.executable, "-m", "sentinel", "--log-level", "warning", *args]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def all_sets() -> list[str]:
+    us = [f"us8k-{c}-{a}to{b}" for c in US8K_CLASSES for a, b in ((1, 2), (2, 1))]
+    return ["dev-fan", "dev-motor", *(f"fam-{f}" for f in FAMILIES), *us]
+
+
+def group(name: str) -> str:
+    return "tuning (dev)" if name.startswith("dev-") else "held-out families" if name.startswith("fam-") \
+        else "UrbanSound8K"
+
+
+# -- data --------------------------------------------------------------------------------------------
+def prepare(out: Path, sets: list[str]) -> None:
+    data = out / "data"
+    if any(s.startswith("dev-") for s in sets) and not (data / "devset").exists():
+        subprocess.run([sys.executable, str(SHARED / "bench" / "make_devset.py"), str(data / "devset")], check=True)
+    for s in sets:
+        target = data / s
+        if target.exists():
+            continue
+        if s.startswith("dev-"):
+            target.symlink_to(data / "devset" / s.removeprefix("dev-"), target_is_directory=True)
+        elif s.startswith("fam-"):
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from families import build_family
+
+            build_family(s.removeprefix("fam-"), target, esc50=ESC50)
+        elif s.startswith("us8k-"):
+            _us8k_set(s, target)
+        print(f"prepared {s}", flush=True)
+
+
+def _us8k_set(name: str, target: Path) -> None:
+    cls, folds = name.removeprefix("us8k-").rsplit("-", 1)
+    a, b = (int(x) for x in folds.split("to"))
+    with open(US8K / "metadata" / "UrbanSound8K.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rng = np.random.default_rng(0)
+    (target / "train").mkdir(parents=True)
+    (target / "test").mkdir()
+    for r in rows:
+        src = US8K / "audio" / f"fold{r['fold']}" / r["slice_file_name"]
+        if int(r["fold"]) == a and r["class"] == cls:
+            (target / "train" / f"normal_{r['slice_file_name']}").symlink_to(src)
+        elif int(r["fold"]) == b and r["class"] == cls:
+            (target / "test" / f"normal_{r['slice_file_name']}").symlink_to(src)
+    others = sorted({r["class"] for r in rows} - {cls})
+    for o in others:
+        pool = [r for r in rows if int(r["fold"]) == b and r["class"] == o]
+        for i in rng.permutation(len(pool))[:25]:
+            r = pool[i]
+            src = US8K / "audio" / f"fold{b}" / r["slice_file_name"]
+            (target / "test" / f"anomalous_{o}_{r['slice_file_name']}").symlink_to(src)
+
+
+# -- training ------------------------------------------------------------------------------------------
+def train(out: Path, sets: list[str], steps: int, ae_steps: int, seed: int) -> None:
+    """Fixed steps, not a wall-clock budget: the figures must not depend on what else the machine ran."""
+    for s in sets:
+        for model in ("diffusion", "ae"):
+            bundle = out / "bundles" / f"{s}-{model}"
+            if (bundle / "bundle.json").exists():
+                continue
+            args = ["train", "--data", str(out / "data" / s / "train"), "--out", str(bundle), "--device", "cpu",
+                    "--steps", str(ae_steps if model == "ae" else steps), "--seed", str(seed)]
+            if model == "ae":
+                args += ["--model", "autoencoder"]
+            t0 = time.perf_counter()
+            info = json.loads(sentinel(*args).strip().splitlines()[-1])
+            print(json.dumps({"set": s, "model": model, "steps": info.get("steps"),
+                              "seconds": round(time.perf_counter() - t0)}), flush=True)
+
+
+# -- evaluation ----------------------------------------------------------------------------------------
+def _label(path: Path) -> int:
+    return 0 if path.name.startswith("normal") else 1
+
+
+def _kind(path: Path) -> str:
+    return "normal" if _label(path) == 0 else path.name.split("_")[1] if path.name.count("_") >= 2 else "anomalous"
+
+
+def _false_alarms_per_hour(window_scores: list[np.ndarray], thr: float, hop_s: float, window_s: float) -> float:
+    """Events (runs of windows above the threshold) per hour of audio."""
+    events = sum(int(np.sum(np.diff(np.concatenate([[0], (w > thr).astype(int)])) == 1)) for w in window_scores)
+    hours = sum(max(len(w) - 1, 0) * hop_s + window_s for w in window_scores) / 3600
+    return events / hours if hours else float("nan")
+
+
+def _metrics(labels: np.ndarray, files: np.ndarray, flagged: np.ndarray) -> dict:
+    return {"auc": float(roc_auc_score(labels, files)), "pauc": float(roc_auc_score(labels, files, max_fpr=0.1)),
+            "tpr": float(flagged[labels == 1].mean())}
+
+
+def _load(path: Path, sr: int):
+    import torch
+
+    from sentinel.audio import load_audio
+
+    return load_audio(path, sr).to(torch.float32)
+
+
+def evaluate_set(out: Path, s: str, variants: dict[str, dict | None]) -> list[dict]:
+    import torch
+
+    from sentinel.bundle import load_bundle
+    from sentinel.scoring.calibration import calibrate
+
+    root = out / "data" / s
+    train_files = sorted((root / "train").iterdir())
+    test_files = sorted((root / "test").iterdir())
+    labels = np.array([_label(p) for p in test_files])
+    rows = []
+    for model in ("diffusion", "ae"):
+        bundle = load_bundle(out / "bundles" / f"{s}-{model}")
+        scorer = bundle.scorer(torch.device("cpu"))
+        sr, hop, win = bundle.features.sample_rate, scorer.config.hop_seconds, bundle.features.window_seconds
+
+        def components(files, gain_db=0.0, scorer=scorer, sr=sr):
+            res = []
+            for f in files:
+                x = _load(f, sr) * 10 ** (gain_db / 20)
+                res.append(scorer.score_recording(x))
+            return res
+
+        t0 = time.perf_counter()
+        cal = components(train_files)
+        test = components(test_files)
+        loud = components([f for f in test_files if _label(f) == 0], GAIN_DB)
+        quiet = components([f for f in test_files if _label(f) == 0], -GAIN_DB)
+        seconds = time.perf_counter() - t0
+        wanted = variants if model == "diffusion" else {"ae": None}
+        for name, weights in wanted.items():
+            def windows(results, weights=weights, scorer=scorer):
+                if weights is None:
+                    return [r.scores.numpy() for r in results]
+                return [scorer.combine(r.components, weights).numpy() for r in results]
+
+            agg = np.max if scorer.config.file_aggregate == "max" else np.mean
+            cw, tw, lw, qw = windows(cal), windows(test), windows(loud), windows(quiet)
+            thr = calibrate(np.concatenate(cw), hop, len(cw), false_alarms_per_hour=1.0).threshold
+            files = np.array([agg(w) for w in tw])
+            flagged = np.array([bool((w > thr).any()) for w in tw])
+            normal_w = [w for w, y in zip(tw, labels, strict=True) if y == 0]
+            row = {"set": s, "group": group(s), "variant": name, **_metrics(labels, files, flagged),
+                   "fa_per_h": _false_alarms_per_hour(normal_w, thr, hop, win),
+                   "fa_per_h_loud": _false_alarms_per_hour(lw, thr, hop, win),
+                   "fa_per_h_quiet": _false_alarms_per_hour(qw, thr, hop, win),
+                   "score_s": seconds}
+            for kind in sorted({_kind(p) for p in test_files} - {"normal"}):
+                keep = np.array([_kind(p) in ("normal", kind) for p in test_files])
+                row[f"auc_{kind}"] = float(roc_auc_score(labels[keep], files[keep]))
+            rows.append(row)
+    rows.append({"set": s, "group": group(s), "variant": "gaussian", **gaussian(train_files, test_files, labels)})
+    return rows
+
+
+def gaussian(train_files: list[Path], test_files: list[Path], labels: np.ndarray) -> dict:
+    """The clip reference: Ledoit-Wolf Gaussian over each clip's log-mel mean and std per mel bin."""
+    import torch
+    from sklearn.covariance import LedoitWolf
+
+    from sentinel.features.mel import LogMel
+    from sentinel.features.spec import FeatureSpec
+
+    mel = LogMel(FeatureSpec())
+
+    def feats(files, gain_db=0.0):
+        with torch.inference_mode():
+            return np.stack([torch.cat([m.mean(1), m.std(1)]).numpy()
+                             for m in (mel(_load(f, 16000) * 10 ** (gain_db / 20)) for f in files)])
+
+    model = LedoitWolf().fit(feats(train_files))
+    thr = float(np.quantile(model.mahalanobis(feats(train_files)), 0.99))
+    s = model.mahalanobis(feats(test_files))
+    normal = [f for f in test_files if _label(f) == 0]
+    row = {**_metrics(labels, s, s > thr), "fa_per_h": float("nan"),
+           "fa_per_h_loud": float(np.mean(model.mahalanobis(feats(normal, GAIN_DB)) > thr)),
+           "fa_per_h_quiet": float(np.mean(model.mahalanobis(feats(normal, -GAIN_DB)) > thr))}
+    for kind in sorted({_kind(p) for p in test_files} - {"normal"}):
+        keep = np.array([_kind(p) in ("normal", kind) for p in test_files])
+        row[f"auc_{kind}"] = float(roc_auc_score(labels[keep], s[keep]))
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    print(f"\n{'set':<30} " + " ".join(f"{v:>17}" for v in variants) + "   (AUC / pAUC)")
+    for s in dict.fromkeys(r["set"] for r in rows):
+        cells = []
+        for v in variants:
+            r = next((r for r in rows if r["set"] == s and r["variant"] == v), None)
+            cells.append(f"{r['auc']:.3f} / {r['pauc']:.3f}" if r else "-")
+        print(f"{s:<30} " + " ".join(f"{c:>17}" for c in cells))
+    print(f"\n{'group':<20} {'variant':<14} {'AUC':>6} {'pAUC':>6} {'TPR@thr':>7} {'FA/h':>6} "
+          f"{'FA/h +6dB':>9} {'FA/h -6dB':>9} {'sets':>4}")
+    for g in dict.fromkeys(r["group"] for r in rows):
+        for v in variants:
+            rs = [r for r in rows if r["group"] == g and r["variant"] == v]
+            if not rs:
+                continue
+            m = {k: float(np.nanmean([r[k] for r in rs])) for k in
+                 ("auc", "pauc", "tpr", "fa_per_h", "fa_per_h_loud", "fa_per_h_quiet")}
+            print(f"{g:<20} {v:<14} {m['auc']:6.3f} {m['pauc']:6.3f} {m['tpr']:7.3f} {m['fa_per_h']:6.1f} "
+                  f"{m['fa_per_h_loud']:9.1f} {m['fa_per_h_quiet']:9.1f} {len(rs):>4}")
+    print("(gaussian: TPR at its 99th training percentile; its +-6 dB columns are the share of normal clips "
+          "flagged, not a rate)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench-out" / "heldout")
+    ap.add_argument("--sets", nargs="*", default=all_sets())
+    ap.add_argument("--steps", type=int, default=300, help="training steps of each diffusion model")
+    ap.add_argument("--ae-steps", type=int, default=1500, help="training steps of each DCASE autoencoder")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stage", choices=["all", "prepare", "train", "eval"], default="all")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.stage in ("all", "prepare", "train"):
+        prepare(a.out, a.sets)
+    if a.stage in ("all", "train"):
+        train(a.out, a.sets, a.steps, a.ae_steps, a.seed)
+    if a.stage in ("all", "eval"):
+        from sentinel.scoring.scorer import ScoringConfig
+
+        default = dict(ScoringConfig().weights)
+        variants = {"sentinel": default,
+                    "no-span": {**default, "span": 0.0},
+                    "span-only": {k: (1.0 if k == "span" else 0.0) for k in default}}
+        rows = []
+        for s in a.sets:
+            rows += evaluate_set(a.out, s, variants)
+            for r in rows[-4 - len(variants) + 1:]:
+                print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
+        (a.out / "results.json").write_text(json.dumps(rows, indent=1))
+        print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
