@@ -132,8 +132,8 @@ def dashboard_compare(bundle, scorer, recording: Path, seconds: float, pairs: in
 
     from playwright.sync_api import sync_playwright
 
-    from sentinel.config import WebConfig
     from sentinel.web.server import DashboardServer
+    from sentinel.web.settings import WebConfig
     from sentinel.web.state import DashboardState
 
     chromium = shutil.which("chromium")

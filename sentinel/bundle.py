@@ -182,7 +182,8 @@ def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) ->
         raise BundleError(f"bundle {path}: model_kind {kind!r} is neither diffusion nor autoencoder; retrain it")
     model_cfg = _typed(UNetConfig if kind == "diffusion" else AutoencoderConfig, meta.get("model"), "model", path)
     scheduler = _typed(SchedulerConfig, meta.get("scheduler"), "scheduler", path)
-    scoring = _typed(ScoringConfig, meta.get("scoring"), "scoring", path)
+    # Bundles from before the level tolerance scored every dB of level change: keep them as they were.
+    scoring = _typed(ScoringConfig, {"level_tolerance_db": 0.0, **(meta.get("scoring") or {})}, "scoring", path)
     try:
         tensors = load_file(str(weights_path))
         model = UNet(model_cfg) if kind == "diffusion" else DenseAutoencoder(model_cfg)

@@ -7,14 +7,14 @@ key's default, doc line and bounds live in exactly one place: beside the code th
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sentinel.alerts.settings import MqttConfig
 from sentinel.baseline.autoencoder import AutoencoderConfig
 from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.diffusion.unet import UNetConfig
@@ -23,6 +23,7 @@ from sentinel.features.spec import FeatureSpec
 from sentinel.image.spec import ImageSpec
 from sentinel.scoring.scorer import ScoringConfig
 from sentinel.training.trainer import TrainingConfig
+from sentinel.web.settings import WebConfig
 
 
 class SourceConfig(BaseModel):
@@ -63,66 +64,6 @@ class DaemonConfig(BaseModel):
     ] = False
 
 
-class HomeAssistantConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: Annotated[bool, Field(description="Publish Home Assistant MQTT discovery (one device per daemon).")] = (
-        False
-    )
-    discovery_prefix: Annotated[str, Field(pattern=r"^[^#+]+$", description="Home Assistant's discovery prefix.")] = (
-        "homeassistant"
-    )
-    device_name: Annotated[
-        str | None, Field(description="Name of the daemon's device in Home Assistant; null = Sentinel <client_id>.")
-    ] = None
-
-
-class MqttConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: Annotated[bool, Field(description="Also send alerts to an MQTT broker, from the journal.")] = False
-    host: Annotated[str, Field(min_length=1, description="Broker host name or address.")] = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535, description="Broker port (1883 plain, 8883 usually TLS).")] = 1883
-    tls: Annotated[bool, Field(description="Connect with TLS (server certificate checked).")] = False
-    ca_file: Annotated[str | None, Field(description="CA certificate for TLS; null = the system's CAs.")] = None
-    username: Annotated[str | None, Field(description="User name; null = anonymous.")] = None
-    password: Annotated[
-        str | None, Field(description="Password, or credential:NAME for a systemd credential (keeps it out of here).")
-    ] = None
-    client_id: Annotated[
-        str | None, Field(description="MQTT client id, also the Home Assistant device id; null = sentinel-<host>.")
-    ] = None
-    topic_prefix: Annotated[
-        str, Field(pattern=r"^[^#+]+$", description="Topics are <prefix>/<source>/alert|status|score.")
-    ] = "sentinel"
-    keepalive_s: Annotated[int, Field(ge=5, le=3600, description="MQTT keep-alive, s (offline will after 1.5x).")] = (
-        30
-    )
-    reconnect_max_s: Annotated[
-        float, Field(gt=0, description="Longest wait between reconnect attempts to a broker that is down, s.")
-    ] = 10.0
-    cursor: Annotated[
-        str | None, Field(description="File holding how far into the journal the broker has acknowledged; "
-                                      "null = <journal>.mqtt-cursor.")
-    ] = None
-    home_assistant: Annotated[HomeAssistantConfig, Field(description="Home Assistant discovery.")] = (
-        HomeAssistantConfig()
-    )
-
-    @field_validator("home_assistant", mode="before")
-    @classmethod
-    def _ha_shorthand(cls, v: Any) -> Any:
-        return {"enabled": v} if isinstance(v, bool) else v  # `home_assistant: true` as in the README
-
-    @model_validator(mode="after")
-    def _tls_needs(self) -> MqttConfig:
-        if self.ca_file is not None and not self.tls:
-            raise ValueError("ca_file is set but tls is false; set tls: true (or drop ca_file)")
-        if self.password is not None and self.username is None:
-            raise ValueError("password needs a username")
-        return self
-
-
 class AlertsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -157,40 +98,6 @@ class MetricsConfig(BaseModel):
     enabled: Annotated[bool, Field(description="Serve Prometheus metrics over HTTP.")] = False
     address: Annotated[str, Field(description="Address to listen on (loopback unless you mean it).")] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535, description="TCP port of the metrics endpoint.")] = 9464
-
-
-def host_is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name or an interface: treat as exposed
-
-
-class WebConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: Annotated[bool, Field(description="Serve the live dashboard (read-only) from the daemon.")] = True
-    host: Annotated[str, Field(min_length=1, description="Address to listen on; off loopback a token is required.")] = (
-        "127.0.0.1"
-    )
-    port: Annotated[int, Field(ge=1, le=65535, description="TCP port of the dashboard.")] = 8765
-    token: Annotated[
-        str | None, Field(description="Access token (open http://HOST:PORT/?token=...), or credential:NAME; "
-                                      "required off loopback.")
-    ] = None
-    push_interval_s: Annotated[float, Field(gt=0, le=5, description="How often the page is updated, s.")] = 1.0
-    history_minutes: Annotated[
-        float, Field(gt=0, le=1440, description="Window scores kept per source for the timeline and alert views.")
-    ] = 60.0
-
-    @model_validator(mode="after")
-    def _token_off_loopback(self) -> WebConfig:
-        if self.enabled and self.token is None and not host_is_loopback(self.host):
-            raise ValueError(f"host {self.host!r} is not loopback: set web.token (or credential:NAME) "
-                             "or bind 127.0.0.1")
-        return self
 
 
 class SentinelConfig(BaseModel):

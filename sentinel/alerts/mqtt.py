@@ -32,7 +32,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from sentinel.config import MqttConfig
+from sentinel.alerts.settings import MqttConfig
 from sentinel.credentials import secret_value
 from sentinel.errors import ConfigError
 

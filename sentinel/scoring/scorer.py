@@ -82,7 +82,7 @@ class ScoringConfig:
     level_tolerance_db: Annotated[
         float, Field(ge=0, description="A level this close to normal (dB, either way) adds nothing to the score: "
                                        "microphone gain differs between installations.")
-    ] = 0.0
+    ] = 6.0
     combine: Annotated[
         Literal["mean", "max"], Field(description="Weighted mean of component z-scores, or their weighted max.")
     ] = "mean"

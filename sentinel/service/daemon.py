@@ -230,6 +230,10 @@ class Daemon:
             for _, s in self.sources.values():
                 s.start()
             self.pipeline.start()
+            if bundle.scoring.weights.get("span", 0) > 0 and abs(d.hop_seconds - bundle.scoring.hop_seconds) > 1e-9:
+                self.log.warning("daemon.hop_seconds differs from the bundle's scoring.hop_seconds: the span component "
+                                 "averages another number of windows than `sentinel score` does; set them equal",
+                                 daemon_hop=d.hop_seconds, scoring_hop=bundle.scoring.hop_seconds)
             self.log.info("running", sources=list(self.sources), bundle=bundle.bundle_id, endpoint=a.endpoint)
             self._main_loop()
             return 0

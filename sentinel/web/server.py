@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from sentinel.config import WebConfig
 from sentinel.credentials import secret_value
 from sentinel.render import LiveSpectrogram, score_figure_png
+from sentinel.web.settings import WebConfig
 from sentinel.web.state import DashboardState
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 import yaml
 
-from sentinel.config import WebConfig
 from sentinel.web.server import DashboardServer
+from sentinel.web.settings import WebConfig
 from sentinel.web.state import DashboardState
 from tests.conftest import sentinel_cmd
 

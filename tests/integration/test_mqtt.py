@@ -12,7 +12,7 @@ import yaml
 
 from sentinel.alerts.journal import Journal
 from sentinel.alerts.mqtt import MqttSink
-from sentinel.config import MqttConfig
+from sentinel.alerts.settings import MqttConfig
 from tests.conftest import sentinel_cmd
 from tests.helpers.mqtt_broker import Broker, Recorder, free_port, make_tls_files
 
