@@ -130,7 +130,11 @@ def _label(path: Path) -> int:
 
 
 def _kind(path: Path) -> str:
-    return "normal" if _label(path) == 0 else path.name.split("_")[1] if path.name.count("_") >= 2 else "anomalous"
+    """anomalous_<kind>_<id>: the kind may hold underscores (gear_tooth, car_horn); ids hold none."""
+    if _label(path) == 0:
+        return "normal"
+    rest = path.stem.removeprefix("anomalous_")
+    return rest.rsplit("_", 1)[0] if "_" in rest else "anomalous"
 
 
 def _false_alarms_per_hour(window_scores: list[np.ndarray], thr: float, hop_s: float, window_s: float) -> float:
@@ -279,6 +283,7 @@ def main() -> int:
     ap.add_argument("--ae-steps", type=int, default=1500, help="training steps of each DCASE autoencoder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage", choices=["all", "prepare", "train", "eval"], default="all")
+    ap.add_argument("--fresh", action="store_true", help="evaluate again sets that have results from an earlier run")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     if a.stage in ("all", "prepare", "train"):
@@ -296,8 +301,14 @@ def main() -> int:
         variants["span-only"] = ({k: (1.0 if k == "span" else 0.0) for k in cfg.weights}, tol)
         variants["no-tolerance"] = (dict(cfg.weights), 0.0)
         rows = []
+        (a.out / "results").mkdir(exist_ok=True)
         for s in a.sets:
+            cached = a.out / "results" / f"{s}.json"  # one file per set: an interrupted run goes on where it was
+            if cached.exists() and not a.fresh:
+                rows += json.loads(cached.read_text())
+                continue
             new = evaluate_set(a.out, s, variants)
+            cached.write_text(json.dumps(new))
             rows += new
             for r in new:
                 print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
