@@ -318,7 +318,8 @@ def main() -> int:
         if dev:
             by = {v: np.mean([r["pauc"] for r in dev if r["variant"] == v]) for v in {r["variant"] for r in dev}}
             best = max(by, key=by.get)
-            print(f"\nselected on the tuning sets (mean pAUC): {best} ({by[best]:.3f}); held-out figures for it:")
+            print("\nmean pAUC on the tuning sets: " + ", ".join(f"{v} {by[v]:.3f}" for v in sorted(by)))
+            print(f"selected: {best}; every set's figures for it beside the references:")
             print_table([r for r in rows if r["variant"] in (best, "ae", "gaussian")])
     return 0
 

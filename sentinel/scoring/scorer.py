@@ -300,14 +300,23 @@ class DiffusionScorer(WindowScorer):
     @torch.inference_mode()
     def _raw(self, windows: torch.Tensor, every_component: bool = False) -> _Raw:
         ex = self.extractor
-        log_mel = ex.log_mel.window(windows.to(self.device, torch.float32))
-        norm, level = ex.normalise(log_mel), ex.level(log_mel)
-        x0 = ex.to_input(norm).contiguous(memory_format=self.memory_format)
+        windows = windows.to(self.device, torch.float32)
+        norm = None
+        if isinstance(ex, FeatureExtractor):
+            log_mel = ex.log_mel.window(windows)
+            norm, level = ex.normalise(log_mel), ex.level(log_mel)
+            x0 = ex.to_input(norm)
+        else:  # images: no time axis, no span
+            x0, level = ex.inputs(windows)
+        x0 = x0.contiguous(memory_format=self.memory_format)
         recons = self.reconstruct(x0)
         residual = torch.stack([(r - x0).pow(2).mean(1) for r in recons]).mean(0)
         # Level-free log-mel mean and spread per bin (what a clip Gaussian looks at) and the
         # residual per frequency row (what the denoiser could not rebuild), in log: both skewed.
-        profile = torch.cat([norm.mean(-1), norm.std(-1), residual.mean(-1).clamp_min(1e-6).log()], dim=1)
+        if norm is not None:
+            profile = torch.cat([norm.mean(-1), norm.std(-1), residual.mean(-1).clamp_min(1e-6).log()], dim=1)
+        else:
+            profile = residual.new_zeros((residual.shape[0], 0))
         b = x0.shape[0]
         # Encoding the reconstructions costs twice the input's encoding: only when it is used.
         with_recons = every_component or self.config.weights.get("feature", 0) > 0

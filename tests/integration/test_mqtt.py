@@ -7,7 +7,9 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
+import soundfile as sf
 import yaml
 
 from sentinel.alerts.journal import Journal
@@ -95,8 +97,11 @@ def test_alerts_status_discovery_and_offline_will(tiny_bundle, machine_data, tmp
 
 
 def test_alerts_raised_while_broker_is_down_arrive_in_order(tiny_bundle, machine_data, tmp_path, broker):
-    sources = [{"name": "loud", "kind": "file", "path": str(machine_data["test"] / "anomalous_0.wav"),
-                "loop": True}]
+    # An anomaly, then normal sound long enough for the span to settle: one event per loop.
+    parts = ["anomalous_0", "normal_0", "normal_1"]
+    x = np.concatenate([sf.read(machine_data["test"] / f"{p}.wav", dtype="float32")[0] for p in parts])
+    sf.write(tmp_path / "loop.wav", x, 16000)
+    sources = [{"name": "loud", "kind": "file", "path": str(tmp_path / "loop.wav"), "loop": True}]
     config = daemon_config(tmp_path, tiny_bundle, sources, {"port": broker.port, "reconnect_max_s": 1})
     rec = Recorder(broker.port, ["sentinel/+/alert"], client_id="watcher", persistent=True)
     proc = start_daemon(config)
