@@ -51,7 +51,7 @@ def run(bundle, scorer, recording: Path, n: int, realtime: bool, seconds: float,
     journal, pub = Journal(tmp / f"j{n}{realtime}.jsonl"), Publisher(f"tcp://127.0.0.1:{port}")
     if board is not None:
         by_name = {s.source_name: s for s in sources}
-        board.audio_tail = lambda name, secs: _tail(by_name[name], secs) if name in by_name else None
+        board.audio_tail = lambda name, secs: by_name[name].ring.tail(int(secs * sr)) if name in by_name else None
 
     def sink(topic: str, record: dict, durable: bool) -> None:
         if durable:
@@ -87,13 +87,6 @@ def run(bundle, scorer, recording: Path, n: int, realtime: bool, seconds: float,
             "batches": pipe.batches, "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
             "rss_mb": rss_mb(), "backlog": int(backlog), "dropped_s": dropped,
             "load": pipe.busy_s / wall}
-
-
-def _tail(source, seconds: float):
-    ring = source.ring
-    end = ring.written
-    start = max(ring.oldest, end - int(seconds * source.sample_rate))
-    return ring.read(start, end - start) if end > start else None
 
 
 def _chromium_cpu_s() -> float:

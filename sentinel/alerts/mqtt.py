@@ -44,7 +44,7 @@ def default_client_id() -> str:
 
 
 def _node_id(client_id: str) -> str:
-    """Home Assistant allows only [a-zA-Z0-9_-] in discovery topic ids."""
+    """Home Assistant allows only [a-zA-Z0-9_-] in discovery topic ids (node and object ids)."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", client_id)
 
 
@@ -70,7 +70,7 @@ def discovery_messages(cfg: MqttConfig, client_id: str, source: str, version: st
         "device": device,
         "origin": {"name": "sentinel-audio", "sw_version": version},
     }
-    obj = re.sub(r"[^A-Za-z0-9_-]", "_", source)
+    obj = _node_id(source)
     entities = [
         ("binary_sensor", "anomaly", {
             "name": f"{source} anomaly", "device_class": "problem",

@@ -43,6 +43,17 @@ class RingBuffer:
             self._buf[: x.size - first] = x[first:]
             self._written += x.size
 
+    def tail(self, n: int) -> np.ndarray | None:
+        """A copy of the newest min(n, held) samples (one lock: written and oldest agree), or None if empty."""
+        with self._lock:
+            start = max(0, self._written - self.capacity, self._written - n)
+            n = self._written - start
+            if n <= 0:
+                return None
+            pos = start % self.capacity
+            first = min(n, self.capacity - pos)
+            return np.concatenate([self._buf[pos : pos + first], self._buf[: n - first]])
+
     def read(self, start: int, n: int) -> np.ndarray | None:
         """A copy of samples [start, start + n), or None if any of them is gone or not yet here."""
         with self._lock:

@@ -40,8 +40,6 @@ from sentinel.features.extractor import FeatureExtractor
 from sentinel.windows import sliding_windows
 
 COMPONENTS = ("recon_mean", "recon_topk", "feature", "embedding", "level", "span")
-TWO_SIDED = ("level",)
-"""Components whose deviation either way is anomalous: they enter the score as |z|."""
 
 
 @dataclass(frozen=True)
@@ -409,12 +407,11 @@ class DiffusionScorer(WindowScorer):
                              "them); set their weight to 0 or retrain")
         zs = []
         for k, v in w.items():
-            if k == "level":  # two-sided, and a gain difference within the tolerance is no evidence
+            if k == "level":  # two-sided (louder or quieter), and a gain difference within the tolerance is no evidence
                 z = ((comps[k] - stats.component_mean[k]).abs() - config.level_tolerance_db).clamp_min(0) \
                     / stats.component_std[k]
             else:
                 z = (comps[k] - stats.component_mean[k]) / stats.component_std[k]
-                z = z.abs() if k in TWO_SIDED else z
             zs.append(torch.nan_to_num(z, nan=0.0) * v)  # no span yet: no evidence either way
         zs = torch.stack(zs)
         return zs.max(0).values if config.combine == "max" else zs.sum(0) / sum(w.values())

@@ -222,7 +222,7 @@ class Daemon:
                 hop_seconds=d.hop_seconds, max_batch=d.max_batch, max_wait_ms=d.max_wait_ms,
                 debounce_k=d.debounce_k, debounce_n=d.debounce_n, cooldown_s=d.cooldown_s,
                 clips_dir=a.clips_dir, clip_pre_s=a.clip_pre_s, clip_post_s=a.clip_post_s,
-                status_interval_s=a.status_interval_s,
+                status_interval_s=a.status_interval_s, emit_scores=publish_scores or board is not None,
             )
             self._pipeline_args = (settings, bundle.bundle_id, sink, self.log, metrics)
             self.pipeline = Pipeline(scorer, [s for _, s in self.sources.values()],
@@ -256,13 +256,13 @@ class Daemon:
                 "threshold": bundle.threshold if bundle.threshold is not None else "per source",
                 "calibration": f"{cal.method} {cal.target:g} ({cal.n_files} files, {cal.n_windows} windows)"
                 if cal else "none", "sample_rate": spec.sample_rate,
-                "window_s": spec.window_samples / spec.sample_rate, "hop_s": cfg.daemon.hop_seconds,
+                "window_s": spec.window_seconds, "hop_s": cfg.daemon.hop_seconds,
                 "trained_steps": bundle.training.get("steps", "?"), "device": str(self.scorer.device)}
         state = DashboardState(cfg.web.history_minutes * 60, cfg.daemon.hop_seconds, info)
         state.set_thresholds(self._thresholds(self.sources, bundle))
         state.load_alerts(cfg.alerts.journal)
         board = DashboardServer(cfg.web, state, clips_dir=cfg.alerts.clips_dir, audio_tail=self._audio_tail,
-                                sample_rate=spec.sample_rate, window_s=spec.window_samples / spec.sample_rate,
+                                sample_rate=spec.sample_rate, window_s=spec.window_seconds,
                                 clip_pre_s=cfg.alerts.clip_pre_s, log=self.log)
         try:
             board.serve()
@@ -278,10 +278,7 @@ class Daemon:
         entry = self.sources.get(source)
         if entry is None:
             return None
-        ring = entry[1].ring
-        end = ring.written
-        start = max(ring.oldest, end - int(seconds * entry[1].sample_rate))
-        return ring.read(start, end - start) if end > start else None
+        return entry[1].ring.tail(int(seconds * entry[1].sample_rate))
 
     def _main_loop(self) -> None:
         assert self.pipeline is not None

@@ -36,6 +36,8 @@ class PipelineSettings:
     clip_pre_s: float = 2.0
     clip_post_s: float = 2.0
     status_interval_s: float = 5.0
+    emit_scores: bool = True
+    """Hand every window's score to the sink (for the dashboard or alerts.publish_scores)."""
 
 
 @dataclass
@@ -191,11 +193,11 @@ class Pipeline(threading.Thread):
             self.metrics.windows.labels(src.source_name).inc()
             self.metrics.last_score.labels(src.source_name).set(score)
         t0, t1 = start / self.sr, (start + self.window) / self.sr
-        # Every window goes to the sink (the dashboard draws them); the daemon decides what is published.
-        end_unix = src.started_at + t1
-        self.sink(f"score.{src.source_name}", {"kind": "score", "source": src.source_name, "start_offset_s": t0,
-                                                "end_offset_s": t1, "score": score, "end_unix": round(end_unix, 3),
-                                                "lag_s": round(time.time() - end_unix, 3)}, False)
+        if self.settings.emit_scores:  # the daemon decides where they go (dashboard, ZeroMQ, MQTT)
+            end_unix = src.started_at + t1
+            self.sink(f"score.{src.source_name}", {"kind": "score", "source": src.source_name, "start_offset_s": t0,
+                                                    "end_offset_s": t1, "score": score, "end_unix": round(end_unix, 3),
+                                                    "lag_s": round(time.time() - end_unix, 3)}, False)
         event = tr.decider.update(t0, t1, score)
         if event is not None:
             self._alert(tr, event)
