@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from pydantic import TypeAdapter, ValidationError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from sentinel import __version__
@@ -25,10 +26,12 @@ from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.diffusion.unet import UNet, UNetConfig
 from sentinel.errors import BundleError
 from sentinel.features.extractor import FeatureExtractor
+from sentinel.features.image_extractor import ImageExtractor
+from sentinel.features.image_spec import ImageSpec
 from sentinel.features.spec import LEGACY_FEATURES, FeatureSpec
-from sentinel.image.extractor import ImageExtractor
-from sentinel.image.spec import ImageSpec
 from sentinel.scoring.calibration import Calibration
+from sentinel.scoring.image_scorer import ImageScorer
+from sentinel.scoring.patch_memory import PatchMapConfig, PatchMemory
 from sentinel.scoring.scorer import DiffusionScorer, NormalStats, ScoringConfig, WindowScorer
 
 FORMAT = "sentinel-bundle"
@@ -50,6 +53,9 @@ class Bundle:
     training: dict[str, Any] = field(default_factory=dict)
     bundle_id: str = ""
     path: Path | None = None
+    patch_memory: PatchMemory | None = None
+    """Image bundles: the normal patch memory behind their anomaly maps (None: residual maps, as
+    image bundles from before it were scored)."""
 
     @property
     def features(self) -> FeatureSpec:
@@ -77,9 +83,10 @@ class Bundle:
         if isinstance(self.model, DenseAutoencoder):
             assert isinstance(self.extractor, FeatureExtractor)
             return AutoencoderScorer(self.model, self.extractor, scoring or self.scoring, device=device)
-        return DiffusionScorer(
+        diffusion = DiffusionScorer(
             self.model, self.scheduler, self.extractor, scoring or self.scoring, self.stats, device=device
         )
+        return ImageScorer(diffusion, self.patch_memory) if self.patch_memory is not None else diffusion
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -104,6 +111,7 @@ def _meta(bundle: Bundle) -> dict:
         "scoring": bundle.scoring.to_dict(),
         "normal_stats": bundle.stats.json() if bundle.stats else None,
         "calibration": bundle.calibration.to_dict() if bundle.calibration else None,
+        "image_map": bundle.patch_memory.meta() if bundle.patch_memory else None,
         "training": bundle.training,
     }
 
@@ -116,6 +124,8 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
     tensors.update({f"features.{k}": v for k, v in bundle.extractor.named_buffers() if k in _NORMALISATION})
     if bundle.stats is not None:
         tensors.update(bundle.stats.tensors())
+    if bundle.patch_memory is not None:
+        tensors.update(bundle.patch_memory.tensors())
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     _atomic_write(path / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
     bundle.bundle_id = hashlib.sha256((path / WEIGHTS).read_bytes()).hexdigest()[:12]
@@ -138,6 +148,18 @@ def _typed(kind: type, value: Any, where: str, path: Path):
         err = e.errors()[0]
         key = ".".join(str(x) for x in err["loc"])
         raise BundleError(f"bundle {path}: {where}.{key}: {err['msg']}; retrain the bundle with this version") from None
+
+
+def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path) -> None:
+    """One line naming the first tensor that is missing or has another shape than the config implies."""
+    for name, ref in expected.items():
+        got = tensors.get(name)
+        if got is None:
+            raise BundleError(f"bundle {path}: {WEIGHTS} has no tensor {name!r} (damaged, or from another "
+                              "version); retrain the bundle")
+        if tuple(got.shape) != tuple(ref.shape):
+            raise BundleError(f"bundle {path}: {WEIGHTS} tensor {name!r} has shape {tuple(got.shape)}, its "
+                              f"{META} implies {tuple(ref.shape)}; the files do not belong together, retrain it")
 
 
 def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) -> Bundle:
@@ -186,15 +208,33 @@ def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) ->
     scoring = _typed(ScoringConfig, {"level_tolerance_db": 0.0, **(meta.get("scoring") or {})}, "scoring", path)
     try:
         tensors = load_file(str(weights_path))
-        model = UNet(model_cfg) if kind == "diffusion" else DenseAutoencoder(model_cfg)
+    except (SafetensorError, OSError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BundleError(f"bundle {path}: {WEIGHTS} is damaged or truncated ({msg}); restore it from a backup "
+                          "or retrain the bundle") from None
+    model = UNet(model_cfg) if kind == "diffusion" else DenseAutoencoder(model_cfg)
+    extractor = FeatureExtractor(spec) if modality == "audio" else ImageExtractor(spec)
+    expected = {f"model.{k}": v for k, v in model.state_dict().items()}
+    expected |= {f"features.{k}": v for k, v in extractor.named_buffers() if k in _NORMALISATION}
+    if kind == "diffusion":
+        grid = torch.empty(spec.input_shape[-2:])
+        expected |= {"stats.residual_mean": grid, "stats.residual_std": grid}
+    _check_tensors(tensors, expected, path)
+    try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        extractor = FeatureExtractor(spec) if modality == "audio" else ImageExtractor(spec)
         for name, buf in extractor.named_buffers():
             if name in _NORMALISATION:
                 buf.copy_(tensors[f"features.{name}"])
         stats = NormalStats.from_parts(tensors, meta["normal_stats"]) if kind == "diffusion" else None
         calibration = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
-    except (KeyError, RuntimeError, TypeError, ValueError, OSError) as e:
+        patch_memory = None
+        if modality == "image" and meta.get("image_map"):
+            map_config = _typed(PatchMapConfig, meta["image_map"].get("config"), "image_map.config", path)
+            stride = spec.size // spec.input_shape[-1]
+            patch_memory = PatchMemory.from_parts(tensors, meta["image_map"], map_config, stride)
+    except KeyError as e:
+        raise BundleError(f"bundle {path}: {WEIGHTS} or {META} lacks {e.args[0]!r}; retrain the bundle") from None
+    except (RuntimeError, TypeError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise BundleError(f"bundle {path}: weights do not match its config ({msg}); retrain it") from None
     return Bundle(
@@ -207,4 +247,5 @@ def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) ->
         training=meta.get("training", {}),
         bundle_id=meta.get("bundle_id", ""),
         path=path,
+        patch_memory=patch_memory,
     )

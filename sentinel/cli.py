@@ -138,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise DataError("train --modality image: give --data DIR (an MVTec AD category or a folder of "
                             "normal images)")
         result = train_images(
-            data=args.data, out=args.out, spec=cfg.image, model_config=cfg.model,
+            data=args.data, out=args.out, spec=cfg.image, map_config=cfg.image_map, model_config=cfg.model,
             scheduler_config=cfg.scheduler, scoring=cfg.scoring, config=tcfg, device=device,
             resume=args.resume, log=log.info, on_file_error=lambda m: _warn(f"skipped {m}"),
         )
@@ -206,6 +206,20 @@ def _eval_urbansound8k(args: argparse.Namespace, bundle, scorer) -> tuple[np.nda
     return y, s, extra
 
 
+def _warn_if_training_images(bundle, normal: Sequence[str]) -> None:
+    """The network (and the patch memory) saw the training images: they score lower than unseen
+    normal ones, so a threshold set on them flags too many good images."""
+    trained = []
+    for d in bundle.training.get("data", []):
+        p = Path(d).resolve()
+        trained += [p, p / "train" / "good"]
+    for n in normal:
+        if Path(n).resolve() in trained:
+            _warn(f"calibrate: {n} holds the bundle's training images, which score lower than unseen ones; "
+                  "calibrate on held-out normal images (training already set a threshold on its held-out share)")
+            return
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from sentinel.bundle import write_meta
     from sentinel.scoring.calibration import calibrate
@@ -214,6 +228,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if bundle.modality == "image":
         if args.false_alarms_per_hour is not None:
             raise DataError("calibrate: an image bundle has no time axis; use --quantile Q (default 0.99)")
+        _warn_if_training_images(bundle, args.normal)
         images = _score_images(bundle, scorer, args.normal)
         scores = np.array([r.score for r in images])
         n_files, rate, quantile = len(images), None, args.quantile or 0.99
@@ -357,13 +372,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _eval_images(args: argparse.Namespace, bundle, scorer) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Image AUROC (and per defect), plus pixel AUROC over the images that have ground-truth masks."""
-    import torch
+    """Image AUROC (and per defect), plus pixel AUROC and PRO over the images that have masks."""
+    from sentinel.image import evaluation, mvtec
+    from sentinel.image.io import find_images
 
-    from sentinel.image import mvtec
-    from sentinel.image.io import ImageError, find_images, load_mask
-
-    size = bundle.spec.size
     if args.dataset == "mvtec":
         if not args.root:
             raise DataError("--dataset mvtec needs --root DIR (an MVTec AD category with train/ test/ ground_truth/)")
@@ -380,34 +392,15 @@ def _eval_images(args: argparse.Namespace, bundle, scorer) -> tuple[np.ndarray, 
               "they count for image AUROC only")
     with_masks = any(t.mask is not None for t in items)
     scored = _score_images(bundle, scorer, [t.path for t in items], with_maps=with_masks)
-    y = np.array([info[r.path].anomalous for r in scored], dtype=int)
+    kept = [info[r.path] for r in scored]
     s = np.array([r.score for r in scored])
-    if y.min() == y.max():
-        raise DataError("eval needs at least one readable normal and one anomalous image")
-    per_defect = {}
-    for defect in sorted({info[r.path].defect for r in scored} - {mvtec.GOOD}):
-        keep = np.array([info[r.path].defect in (mvtec.GOOD, defect) for r in scored])
-        per_defect[defect] = {**_auc_pauc(y[keep], s[keep]), "n": int(y[keep].sum())}
-    extra: dict = {"per_class": per_defect, "pixel_auc": None}
-    if with_masks:
-        labels, values = [], []
-        for r in scored:
-            t = info[r.path]
-            if t.anomalous and t.mask is None:
-                continue
-            try:
-                mask = load_mask(t.mask, size) if t.mask else torch.zeros(size, size, dtype=torch.bool)
-            except ImageError as e:
-                _warn(f"skipped mask {e}")
-                continue
-            labels.append(mask.flatten().numpy())
-            values.append(r.map.flatten().numpy())
-        from sklearn.metrics import roc_auc_score
-
-        lab = np.concatenate(labels)
-        if 0 < lab.sum() < lab.size:
-            extra["pixel_auc"] = float(roc_auc_score(lab, np.concatenate(values)))
-            extra["pixel_pauc_0.3"] = float(roc_auc_score(lab, np.concatenate(values), max_fpr=0.3))
+    try:
+        res = evaluation.evaluate(kept, s, [r.map.numpy() for r in scored] if with_masks else None,
+                                  bundle.spec.size, on_error=_warn)
+    except ValueError as e:
+        raise DataError(f"eval: {e} (readable ones)") from None
+    y = np.array([t.anomalous for t in kept], dtype=int)
+    extra = {k: res[k] for k in ("per_class", "pixel_auc", "pro")}
     return y, s, extra
 
 
@@ -448,9 +441,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for k, v in result.items():
             print(f"{k:>18}  {v:.4f}" if isinstance(v, float) else f"{k:>18}  {v}")
         if per_class:
-            print(f"\n{'anomalous class':<18} {'n':>5} {'AUC':>7} {'pAUC':>7}")  # class or defect type
+            pixels = any("pixel_auc" in r for r in per_class.values())
+            print(f"\n{'anomalous class':<18} {'n':>5} {'AUC':>7} {'pAUC':>7}"  # class or defect type
+                  + (f" {'px AUC':>7} {'PRO':>7}" if pixels else ""))
             for name, r in per_class.items():
-                print(f"{name:<18} {r['n']:>5} {r['auc']:7.3f} {r['pauc']:7.3f}")
+                px = f" {r.get('pixel_auc', float('nan')):7.3f} {r.get('pro', float('nan')):7.3f}" if pixels else ""
+                print(f"{name:<18} {r['n']:>5} {r['auc']:7.3f} {r['pauc']:7.3f}{px}")
     return 0
 
 

@@ -19,8 +19,9 @@ from sentinel.baseline.autoencoder import AutoencoderConfig
 from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.diffusion.unet import UNetConfig
 from sentinel.errors import ConfigError
+from sentinel.features.image_spec import ImageSpec
 from sentinel.features.spec import FeatureSpec
-from sentinel.image.spec import ImageSpec
+from sentinel.scoring.patch_memory import PatchMapConfig
 from sentinel.scoring.scorer import ScoringConfig
 from sentinel.training.trainer import TrainingConfig
 from sentinel.web.settings import WebConfig
@@ -39,6 +40,11 @@ class SourceConfig(BaseModel):
     device: Annotated[str | int | None, Field(description="microphone: device name or index.")] = None
     url: Annotated[str | None, Field(description="rtsp: stream URL (rtsp://, rtsps://, http://, file).")] = None
     threshold: Annotated[float | None, Field(description="Override the bundle's calibrated threshold.")] = None
+    reconnect_max_s: Annotated[
+        float, Field(gt=0, le=600, description="rtsp, microphone: longest wait between reconnection attempts, s "
+                     "(the wait starts at 1 s and doubles up to this; a server that comes back is heard again "
+                     "within about this long).")
+    ] = 5.0
 
     @model_validator(mode="after")
     def _needs(self) -> SourceConfig:
@@ -110,6 +116,9 @@ class SentinelConfig(BaseModel):
     image: Annotated[ImageSpec, Field(description="Image -> model input (sentinel train --modality image).")] = (
         ImageSpec()
     )
+    image_map: Annotated[
+        PatchMapConfig, Field(description="Image anomaly maps: patch memory over denoiser features and texture energy.")
+    ] = PatchMapConfig()
     model: Annotated[UNetConfig, Field(description="Denoiser network shape.")] = UNetConfig()
     scheduler: Annotated[SchedulerConfig, Field(description="Noise schedule.")] = SchedulerConfig()
     scoring: Annotated[ScoringConfig, Field(description="Scoring and combination.")] = ScoringConfig()

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,30 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("service checks")
         for line in SUMMARY:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def pulse(tmp_path):
+    """A private PulseAudio with a null sink, as ENVIRONMENT.md describes; yields its env."""
+    if not shutil.which("pulseaudio") or not shutil.which("paplay"):
+        pytest.skip("pulseaudio not installed (see .ci/run)")
+    run = tmp_path / "pulse"
+    run.mkdir()
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(run), "HOME": str(run), "PULSE_SERVER": f"unix:{run}/native"}
+    proc = subprocess.Popen(
+        ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
+         "-L", f"module-native-protocol-unix socket={run}/native auth-anonymous=1",
+         "-L", "module-null-sink sink_name=vsink rate=16000 channels=1",
+         "-L", "module-always-sink"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"pulseaudio did not start: {proc.stderr.read().decode()[-500:]}")
+        time.sleep(0.1)
+    subprocess.run(["pactl", "set-default-source", "vsink.monitor"], env=env, check=True)
+    yield env
+    proc.terminate()
+    proc.wait(timeout=5)

@@ -18,5 +18,9 @@ def clip_path(directory: str | Path, source: str, event_id: str, start_iso: str)
 def write_clip(path: Path, samples: np.ndarray, sample_rate: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.wav")
-    sf.write(tmp, samples, sample_rate, subtype="PCM_16")
-    tmp.replace(path)
+    try:
+        sf.write(tmp, samples, sample_rate, subtype="PCM_16")
+        tmp.replace(path)
+    except (OSError, RuntimeError) as e:  # libsndfile reports a full disk as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise OSError(getattr(e, "errno", None) or 5, str(e).splitlines()[0] if str(e) else "write failed") from None

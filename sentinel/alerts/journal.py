@@ -1,27 +1,124 @@
 """The alert journal: JSON lines appended and flushed to disk *before* anything is published,
-so an alert survives a missing subscriber, a full socket queue or a crash."""
+so an alert survives a missing subscriber, a full socket queue or a crash.
+
+Two faults are handled here rather than left to the caller:
+- a crash (SIGKILL, power) in the middle of a write leaves a torn last line: on the next start it
+  is moved to `<journal>.torn` (appended, with the time it was found) and the journal cut back to
+  its last complete line, with a warning, so every reader sees whole JSON lines only;
+- a full (or failing) disk: the record is kept in memory (up to `backlog_limit` records, oldest
+  dropped first and counted), publishing goes on, one error line a minute is logged, and the
+  backlog is written, in order, as soon as a write succeeds again. A write that fails half-way is
+  cut back, so a full disk never leaves a torn line either.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
+import threading
+import time
+from collections import deque
 from pathlib import Path
 
 
+def _repair(path: Path, log) -> None:
+    """Cut a torn tail (bytes after the last newline, or a last line that is not JSON) off the journal."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":  # ends cleanly; a whole last line that is not JSON is left to readers
+            return
+        # Find the last newline: read backwards in blocks.
+        pos, block, cut = size, 1 << 16, 0
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                cut = start + i + 1
+                break
+            pos = start
+        f.seek(cut)
+        torn = f.read()
+    found = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    with open(path.with_name(path.name + ".torn"), "ab") as t:
+        t.write(f"# {found} {len(torn)} bytes cut from the end of {path.name}\n".encode() + torn + b"\n")
+    os.truncate(path, cut)
+    if log is not None:
+        log.warning("journal had a torn last line (an earlier crash mid-write); set aside", journal=str(path),
+                    bytes=len(torn), moved_to=str(path.with_name(path.name + ".torn")))
+
+
 class Journal:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, log=None, backlog_limit: int = 10_000, error_every_s: float = 60.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the daemon
+        self.log = log
+        _repair(self.path, log)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.backlog: deque[bytes] = deque()
+        self.backlog_limit = backlog_limit
+        self.error_every_s = error_every_s
+        self.write_errors = 0
+        """Appends that could not reach the disk (each is retried from the backlog)."""
+        self.lost = 0
+        """Records dropped because the backlog was full: the only way an alert can miss the journal."""
+        self._last_error_log = float("-inf")
+        self._lock = threading.Lock()  # the inference loop appends; the daemon's loop retries the backlog
 
-    def append(self, record: dict) -> None:
-        self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+    def append(self, record: dict) -> bool:
+        """Write the record (after any backlog); False if it is held in memory for now."""
+        with self._lock:
+            self.backlog.append((json.dumps(record, separators=(",", ":")) + "\n").encode())
+            if len(self.backlog) > self.backlog_limit:
+                self.backlog.popleft()
+                self.lost += 1
+            return self._flush()
+
+    def flush(self) -> bool:
+        """Write what the backlog holds, oldest first; True once it is empty."""
+        with self._lock:
+            return self._flush()
+
+    def _flush(self) -> bool:
+        if self._fd < 0:
+            return not self.backlog
+        while self.backlog:
+            data = self.backlog[0]
+            size = os.fstat(self._fd).st_size
+            try:
+                written = os.write(self._fd, data)
+                if written != len(data):
+                    raise OSError(28, "short write (disk full?)")
+                os.fsync(self._fd)
+            except OSError as e:
+                with contextlib.suppress(OSError):  # never leave half a line: cut back to where it began
+                    os.ftruncate(self._fd, size)
+                self.write_errors += 1
+                now = time.monotonic()
+                if self.log is not None and now - self._last_error_log >= self.error_every_s:
+                    self._last_error_log = now
+                    self.log.error("journal write failed; alerts are kept in memory and still published",
+                                   journal=str(self.path), error=e.strerror or str(e), held=len(self.backlog),
+                                   lost=self.lost)
+                return False
+            self.backlog.popleft()
+        return True
 
     def close(self) -> None:
-        if not self._f.closed:
-            self._f.close()
+        with self._lock:
+            if self._fd >= 0:
+                self._flush()
+                os.close(self._fd)
+                self._fd = -1
 
     @staticmethod
     def read(path: str | Path) -> list[dict]:

@@ -50,6 +50,10 @@ class Status:
     time: str
     anomaly: bool = False
     """An event is open on this source: anomalous windows, or an alert less than cooldown_s old."""
+    audio_lost_s: float = 0.0
+    """Seconds of audio never scored since the daemon started: outages, stalls and overruns."""
+    reconnects: int = 0
+    """Times the source lost its connection (or device) and tried again."""
     schema: int = SCHEMA_VERSION
     kind: str = "status"
 

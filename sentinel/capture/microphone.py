@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import random
+import time
 
 import numpy as np
 
@@ -16,8 +17,11 @@ from sentinel.capture.source import Source
 
 class MicrophoneSource(Source):
     def __init__(self, name: str, device: str | int | None, sample_rate: int, buffer_seconds: float,
-                 block_seconds: float = 0.05, log=None) -> None:
+                 block_seconds: float = 0.05, reconnect_max_s: float = 5.0, stall_seconds: float = 5.0,
+                 log=None) -> None:
         super().__init__(name, sample_rate, buffer_seconds, log)
+        self.reconnect_max_s = reconnect_max_s
+        self.stall_seconds = stall_seconds
         self.device = device
         self.block_seconds = block_seconds
         self.blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=200)
@@ -56,20 +60,49 @@ class MicrophoneSource(Source):
                     self.log.error("source unavailable", error=self.error, retry_s=delay)
                 if self.stop_event.wait(delay * random.uniform(0.8, 1.2)):
                     return
-                delay = min(60.0, delay * 2)
+                delay = min(self.reconnect_max_s, delay * 2)
                 self.reconnects += 1
                 continue
             resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32") if rate != self.sample_rate \
                 else None
             with stream:
-                self.connected, delay, self.error = True, 1.0, None
+                self.connected, self.error = True, None
+                self.resumed()
                 if self.log:
                     self.log.info("source connected", device=self.device, rate=rate)
-                while not self.stop_event.is_set():
-                    try:
-                        block = self.blocks.get(timeout=0.1)
-                    except queue.Empty:
-                        continue
-                    mono = block.mean(axis=1).astype(np.float32)
-                    self.emit(resampler.resample_chunk(mono) if resampler else mono)
+                reason, heard = self._listen(resampler)
             self.connected = False
+            if reason is None:
+                return
+            if heard > 2 * self.sample_rate:  # it delivered a while: this loss starts the back-off afresh
+                delay = 1.0
+            # A device that vanished: PortAudio may stop calling back, or the sound server may move
+            # the stream to a dummy source that delivers exact zeros (no real microphone does).
+            self.error = reason
+            self.reconnects += 1
+            if self.log:
+                self.log.warning("source disconnected", reason=reason, attempt=self.reconnects, retry_s=delay)
+            if self.stop_event.wait(delay * random.uniform(0.8, 1.2)):
+                return
+            delay = min(self.reconnect_max_s, delay * 2)
+
+    def _listen(self, resampler) -> tuple[str | None, int]:
+        """Read blocks until stop (None) or the device looks gone (why); and how many samples came."""
+        last_block = last_sound = time.monotonic()
+        heard = 0
+        while not self.stop_event.is_set():
+            try:
+                block = self.blocks.get(timeout=0.1)
+            except queue.Empty:
+                if time.monotonic() - last_block > self.stall_seconds:
+                    return f"no audio from the device for {self.stall_seconds:.0f} s", heard
+                continue
+            now = last_block = time.monotonic()
+            if np.any(block):
+                last_sound = now
+            elif now - last_sound > self.stall_seconds:
+                return f"only digital zeros for {self.stall_seconds:.0f} s (device gone?)", heard
+            mono = block.mean(axis=1).astype(np.float32)
+            self.emit(resampler.resample_chunk(mono) if resampler else mono)
+            heard += len(mono)
+        return None, heard

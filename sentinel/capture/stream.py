@@ -1,6 +1,15 @@
 """A network stream (RTSP/RTSPS, or any URL FFmpeg reads) through PyAV: audio only, any codec,
 resampled to the model rate. A dead, stalled or silent stream, or one that ends quietly, is a
-disconnect: reconnect with exponential back-off and jitter, logging every attempt."""
+disconnect: reconnect with exponential back-off and jitter, logging every attempt.
+
+Back-off: 1 s doubling up to `backoff[1]` (5 s by default), and back to 1 s once a connection has
+delivered `healthy_seconds` of audio. Anchors: BirdNET-Go's FFmpeg supervisor waits 5 s doubling to
+2 min (its failure count is reset when a process starts); Frigate's watchdog looks every 10 s and
+restarts at once. We cap low because the cost of an attempt is one TCP connect, while every second
+of waiting on a server that is already back is a second of audio nobody hears; and we reset on
+audio delivered, not on time connected, because a server that accepts and then dies at once
+should not be hammered either.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +23,11 @@ from sentinel.capture.source import Source
 
 class StreamSource(Source):
     def __init__(self, name: str, url: str, sample_rate: int, buffer_seconds: float, stall_seconds: float = 5.0,
-                 silence_seconds: float = 30.0, backoff: tuple[float, float] = (1.0, 60.0), log=None) -> None:
+                 silence_seconds: float = 30.0, backoff: tuple[float, float] = (1.0, 5.0),
+                 healthy_seconds: float = 2.0, log=None) -> None:
         super().__init__(name, sample_rate, buffer_seconds, log)
         self.url, self.stall_seconds, self.silence_seconds = url, stall_seconds, silence_seconds
-        self.backoff = backoff
+        self.backoff, self.healthy_seconds = backoff, healthy_seconds
 
     def _pull(self) -> str:
         """Decode until the stream fails or stop is asked; returns why it ended."""
@@ -29,6 +39,7 @@ class StreamSource(Source):
                 return "no audio stream"
             resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
             self.connected = True
+            self.resumed()
             if self.log:
                 self.log.info("source connected", url=self.url)
             heard = time.monotonic()
@@ -47,7 +58,7 @@ class StreamSource(Source):
     def capture(self) -> None:
         delay = self.backoff[0]
         while not self.stop_event.is_set():
-            started = time.monotonic()
+            heard_before = self.ring.written
             try:
                 reason = self._pull()
             except Exception as e:  # av.error.* for refused, reset, timed out, bad URL...
@@ -55,8 +66,8 @@ class StreamSource(Source):
             self.connected = False
             if self.stop_event.is_set():
                 return
-            if time.monotonic() - started > 30:  # it ran a while: start the back-off afresh
-                delay = self.backoff[0]
+            if (self.ring.written - heard_before) / self.sample_rate >= self.healthy_seconds:
+                delay = self.backoff[0]  # it delivered audio: this outage starts the back-off afresh
             wait = delay * random.uniform(0.8, 1.2)
             self.error = reason
             self.reconnects += 1

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sentinel.image.io import load_images
+from sentinel.scoring.image_scorer import ImageScorer
 from sentinel.scoring.scorer import DiffusionScorer
 
 
@@ -23,7 +24,7 @@ class ScoredImage:
     map: torch.Tensor | None  # [S, S] z-like anomaly map at the image's model size
 
 
-def score_images(scorer: DiffusionScorer, paths: list[Path], size: int, with_maps: bool = False,
+def score_images(scorer: DiffusionScorer | ImageScorer, paths: list[Path], size: int, with_maps: bool = False,
                  on_error: Callable[[str], None] | None = None, chunk: int = 64) -> list[ScoredImage]:
     """Score images (unreadable ones are reported through on_error and skipped)."""
     out: list[ScoredImage] = []
@@ -31,8 +32,12 @@ def score_images(scorer: DiffusionScorer, paths: list[Path], size: int, with_map
         kept, images = load_images(paths[i : i + chunk], size, on_error)
         if not kept:
             continue
-        scores = scorer.score(images).scores.tolist()
-        maps = upsample(scorer.anomaly_map(images), size) if with_maps else [None] * len(kept)
+        if isinstance(scorer, ImageScorer):  # score and map from one pass
+            score_t, map_t = scorer.score_maps(images)
+            scores, maps = score_t.tolist(), (map_t if with_maps else [None] * len(kept))
+        else:  # bundles from before the patch memory: residual maps
+            scores = scorer.score(images).scores.tolist()
+            maps = upsample(scorer.anomaly_map(images), size) if with_maps else [None] * len(kept)
         out += [ScoredImage(p, im, s, m) for p, im, s, m in zip(kept, images, scores, maps, strict=True)]
     return out
 

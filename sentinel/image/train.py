@@ -11,10 +11,13 @@ from sentinel.bundle import Bundle, save_bundle
 from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.diffusion.unet import UNetConfig
 from sentinel.errors import DataError
+from sentinel.features.image_extractor import ImageExtractor
+from sentinel.features.image_spec import ImageSpec
 from sentinel.image import mvtec
-from sentinel.image.extractor import ImageExtractor
 from sentinel.image.io import find_images, load_images
-from sentinel.image.spec import ImageSpec
+from sentinel.scoring.calibration import Calibration, calibrate
+from sentinel.scoring.image_scorer import ImageScorer
+from sentinel.scoring.patch_memory import PatchMapConfig, PatchMemory
 from sentinel.scoring.scorer import DiffusionScorer, ScoringConfig
 from sentinel.training.trainer import (
     TrainingConfig,
@@ -36,6 +39,21 @@ def normal_image_files(data: list[str | Path]) -> list[Path]:
     return files
 
 
+def fit_image_map(scorer: DiffusionScorer, fit_images: torch.Tensor, holdout_images: torch.Tensor,
+                  map_config: PatchMapConfig, seed: int = 0) -> tuple[PatchMemory, Calibration | None]:
+    """The patch memory of a trained denoiser from normal images [N, 3, S, S], its map scaling
+    from held-out normal images, and a 0.99-quantile threshold on those held-out images' scores."""
+    spec = scorer.extractor.spec
+    with torch.no_grad():
+        x_fit = scorer.extractor(fit_images.to(scorer.device))
+        x_hold = scorer.extractor(holdout_images.to(scorer.device))
+    memory = PatchMemory.fit(scorer.model, x_fit, x_hold, map_config, input_stride=spec.size // spec.input_shape[-1],
+                             seed=seed)
+    held = ImageScorer(scorer, memory).score(holdout_images).scores.numpy()
+    calibration = calibrate(held, 1.0, len(held), quantile=0.99) if len(held) >= 2 else None
+    return memory, calibration
+
+
 def train_images(
     data: list[str | Path],
     out: str | Path,
@@ -45,12 +63,17 @@ def train_images(
     scoring: ScoringConfig,
     config: TrainingConfig,
     device: torch.device,
+    map_config: PatchMapConfig | None = None,
     resume: bool = False,
     log: Callable[..., None] | None = None,
     on_file_error: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train the denoiser on normal images (resized to spec.size) and write a bundle to `out`.
-    Random horizontal flips are the only augmentation: they keep normal textures and objects normal."""
+    Random horizontal flips are the only augmentation: they keep normal textures and objects normal.
+
+    After training: the patch memory from the training images, its map scaling from the held-out
+    ones, and a threshold (0.99 quantile) from the held-out images' scores: images the network and
+    the memory never saw, so the threshold is not set on scores made too low by memorisation."""
     dist_ctx, log, gen = start_run(device, config, out, log)
     device, rank, world = dist_ctx.device, dist_ctx.rank, dist_ctx.world
     out = Path(out)
@@ -80,8 +103,14 @@ def train_images(
     scorer = DiffusionScorer(fit.ema, scheduler_config, extractor.to(device), scoring, device=device)
     fit_set = images[train_idx][: config.fit_windows]
     stats = scorer.fit(fit_set, images[hold_idx])
+    memory, calibration = fit_image_map(scorer, fit_set, images[hold_idx], map_config or PatchMapConfig(),
+                                        config.seed)
+    log("image map", memory=int(memory.memory.shape[0]), holdout=len(hold_idx),
+        threshold=round(calibration.threshold, 3) if calibration else None)
     bundle = Bundle(model=fit.ema.cpu(), extractor=extractor.cpu(), scheduler=scheduler_config, scoring=scoring,
-                    stats=stats, training=training_record(fit, config, data, len(files), device, world))
+                    stats=stats, calibration=calibration,
+                    training=training_record(fit, config, data, len(files), device, world),
+                    patch_memory=memory.to(torch.device("cpu")))
     save_bundle(bundle, out)
     log("bundle", path=str(out), bundle_id=bundle.bundle_id)
     return TrainResult(bundle=bundle, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)

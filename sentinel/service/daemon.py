@@ -43,9 +43,11 @@ def build_source(sc: SourceConfig, sample_rate: int, buffer_seconds: float, log)
         return FileSource(sc.name, sc.path or "", sample_rate, buffer_seconds, realtime=sc.realtime, loop=sc.loop,
                           log=log)
     if sc.kind == "microphone":
-        return MicrophoneSource(sc.name, sc.device, sample_rate, buffer_seconds, log=log)
+        return MicrophoneSource(sc.name, sc.device, sample_rate, buffer_seconds, reconnect_max_s=sc.reconnect_max_s,
+                                log=log)
     if sc.kind == "rtsp":
-        return StreamSource(sc.name, sc.url or "", sample_rate, buffer_seconds, log=log)
+        return StreamSource(sc.name, sc.url or "", sample_rate, buffer_seconds, backoff=(1.0, sc.reconnect_max_s),
+                            log=log)
     raise ConfigError(f"sources.{sc.name}.kind: unknown kind {sc.kind!r}; use file, microphone or rtsp")
 
 
@@ -74,6 +76,7 @@ class Daemon:
         self.notifier = Notifier()
         self.metrics: Metrics | None = None
         self.mqtt = None
+        self.journal: Journal | None = None
         self.dashboard = None
         self.pipeline_policy = RestartPolicy()
         self.source_policies: dict[str, RestartPolicy] = {}
@@ -167,7 +170,7 @@ class Daemon:
         cfg = self.config
         _, bundle = _load_calibrated(cfg)
         self.scorer = scorer = bundle.scorer(resolve_device(cfg.device))
-        journal = Journal(cfg.alerts.journal)
+        journal = self.journal = Journal(cfg.alerts.journal, log=self.log)
         closers = [journal.close, self.notifier.close]
         try:
             a = cfg.alerts
@@ -296,6 +299,8 @@ class Daemon:
             if ready and now - last_status > 5:
                 self.notifier.status(self._status_line())
                 last_status = now
+                if self.journal is not None and self.journal.backlog:  # the disk may have room again
+                    self.journal.flush()
             if self.metrics is not None:
                 self._update_gauges()
             interval = self.notifier.watchdog_interval
@@ -347,6 +352,10 @@ class Daemon:
             m.connected.labels(name).set(1 if tr.source.connected else 0)
             m.reconnects.labels(name).set(tr.source.reconnects)
             m.dropped.labels(name).set(tr.dropped)
+            m.audio_lost.labels(name).set(self.pipeline.audio_lost_s(tr))
+        if self.journal is not None:
+            m.journal_errors.set(self.journal.write_errors)
+            m.journal_backlog.set(len(self.journal.backlog))
             m.threshold.labels(name).set(tr.decider.threshold)
 
     def _shutdown(self) -> None:

@@ -17,6 +17,13 @@ class Metrics:
         self.reconnects = Gauge("sentinel_source_reconnects", "Reconnection attempts so far", ["source"], registry=r)
         self.dropped = Gauge("sentinel_dropped_samples", "Samples lost to ring-buffer overruns", ["source"],
                              registry=r)
+        self.audio_lost = Gauge("sentinel_audio_lost_seconds", "Seconds of audio never scored: outages, stalls, "
+                                "overruns", ["source"], registry=r)
+        self.journal_errors = Gauge("sentinel_journal_write_errors", "Journal appends that failed (disk full...); "
+                                    "each is retried", registry=r)
+        self.journal_backlog = Gauge("sentinel_journal_backlog", "Alerts held in memory until the journal's disk "
+                                     "takes them again", registry=r)
+        self.clip_errors = Gauge("sentinel_clip_write_errors", "Event clips that could not be written", registry=r)
         self.latency = Histogram("sentinel_inference_seconds", "Feature + scoring time of one batch", registry=r,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         self.batch = Histogram("sentinel_batch_size", "Windows per scored batch", registry=r,

@@ -86,6 +86,8 @@ class Pipeline(threading.Thread):
         """Seconds spent scoring and deciding (not waiting for audio): busy_s / wall time is the load."""
         self.error: str | None = None
         self.last_beat = time.monotonic()
+        self.clip_errors = 0
+        self._last_clip_error = float("-inf")
 
     # -- windows ---------------------------------------------------------------------------------
     def _ready(self, limit: int) -> list[tuple[_Track, int]]:
@@ -100,6 +102,9 @@ class Pipeline(threading.Thread):
                     if self.log:
                         self.log.warning("overrun", source=tr.source.source_name, lost=ring.oldest - tr.next_start)
                     tr.next_start = ring.oldest
+                cut = tr.source.timeline.breaks(tr.next_start, tr.next_start + self.window)
+                if cut is not None and cut <= ring.written:  # audio resumed after a gap: never splice across it
+                    tr.next_start = cut
                 if tr.next_start + self.window <= ring.written and len(out) < limit:
                     out.append((tr, tr.next_start))
                     tr.next_start += self.hop
@@ -170,7 +175,7 @@ class Pipeline(threading.Thread):
         for (tr, start), score in zip(keep, scores, strict=True):
             self._decide(tr, start, score)
             self.latencies.append(time.monotonic() - seen)
-            self.close_lags.append(time.time() - tr.source.started_at - (start + self.window) / self.sr)
+            self.close_lags.append(time.time() - tr.source.unix(start + self.window))
         for tr in self.tracks:
             tr.source.consumed = tr.next_start
         self.busy_s += time.monotonic() - t_read
@@ -194,7 +199,7 @@ class Pipeline(threading.Thread):
             self.metrics.last_score.labels(src.source_name).set(score)
         t0, t1 = start / self.sr, (start + self.window) / self.sr
         if self.settings.emit_scores:  # the daemon decides where they go (dashboard, ZeroMQ, MQTT)
-            end_unix = src.started_at + t1
+            end_unix = src.unix(start + self.window)
             self.sink(f"score.{src.source_name}", {"kind": "score", "source": src.source_name, "start_offset_s": t0,
                                                     "end_offset_s": t1, "score": score, "end_unix": round(end_unix, 3),
                                                     "lag_s": round(time.time() - end_unix, 3)}, False)
@@ -208,8 +213,8 @@ class Pipeline(threading.Thread):
     def _alert(self, tr: _Track, event: Event) -> None:
         src = tr.source
         alert = Alert(
-            source=src.source_name, start=utc_iso(src.started_at + event.start_s),
-            end=utc_iso(src.started_at + event.end_s), start_offset_s=round(event.start_s, 3),
+            source=src.source_name, start=utc_iso(src.unix(round(event.start_s * self.sr))),
+            end=utc_iso(src.unix(round(event.end_s * self.sr))), start_offset_s=round(event.start_s, 3),
             end_offset_s=round(event.end_s, 3), peak_score=round(event.peak, 4),
             threshold=round(event.threshold, 4), bundle_id=self.bundle_id, clip=None,
         )
@@ -233,16 +238,35 @@ class Pipeline(threading.Thread):
                     lo, hi = max(c0, ring.oldest), min(c1, ring.written)
                     data = ring.read(lo, hi - lo) if hi > lo else None
                     if data is not None:
-                        write_clip(Path(path), data, self.sr)
+                        try:
+                            write_clip(Path(path), data, self.sr)
+                        except OSError as e:  # a full disk costs the clip, never the alert or the loop
+                            self._clip_failed(path, e)
                 else:
                     still.append((c0, c1, path))
             tr.pending_clips = still
 
+    def _clip_failed(self, path: str, e: OSError) -> None:
+        self.clip_errors += 1
+        if self.metrics is not None:
+            self.metrics.clip_errors.set(self.clip_errors)
+        now = time.monotonic()
+        if self.log and now - self._last_clip_error >= 60:
+            self._last_clip_error = now
+            self.log.error("clip not written; the alert stands without it", clip=path, error=e.strerror or str(e),
+                           failed_so_far=self.clip_errors)
+
     def _status(self, tr: _Track) -> None:
         st = Status(source=tr.source.source_name, connected=tr.source.connected, last_score=tr.last_score,
                     windows_scored=tr.windows_scored, dropped_samples=tr.dropped, time=utc_iso(time.time()),
-                    anomaly=tr.anomaly)
+                    anomaly=tr.anomaly, audio_lost_s=round(self.audio_lost_s(tr), 3),
+                    reconnects=tr.source.reconnects)
         self.sink(f"status.{tr.source.source_name}", st.to_dict(), False)
+
+    def audio_lost_s(self, tr: _Track) -> float:
+        """Seconds of this source's audio never scored: outages and stalls (wall time with no audio)
+        plus overruns (audio that arrived but was overwritten before it could be scored)."""
+        return tr.source.timeline.lost_s + tr.dropped / self.sr
 
     def heartbeat(self) -> None:
         for tr in self.tracks:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sentinel.image.defects import build_mvtec_category
+from sentinel.image.defects import GREY_DEFECTS, build_mvtec_category
 from tests.conftest import run_cli
 
 TINY_IMAGE_CONFIG = """
@@ -40,7 +40,6 @@ def image_bundle(category, tmp_path_factory):
     out = tmp / "bundle"
     run_cli("train", "--modality", "image", "--data", str(category), "--out", str(out), "--config", str(cfg),
             check=True)
-    run_cli("calibrate", str(out), "--normal", str(category / "train" / "good"), check=True)
     return out
 
 
@@ -56,7 +55,17 @@ def test_bundle_is_an_image_bundle(image_bundle):
     meta = json.loads((image_bundle / "bundle.json").read_text())
     assert meta["modality"] == "image" and meta["features"]["size"] == 64
     assert meta["model"]["in_channels"] == 12  # Haar DWT of RGB: 4 bands x 3 colours
-    assert meta["calibration"]["method"] == "quantile"
+    assert meta["calibration"]["method"] == "quantile"  # set by training on its held-out crops
+    assert meta["image_map"]["config"]["grid"] == 32 and meta["calibration"]["n_files"] >= 2
+
+
+def test_calibrating_on_training_images_warns(image_bundle, category, tmp_path):
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(image_bundle, copy)
+    proc = run_cli("calibrate", str(copy), "--normal", str(category / "train" / "good"), check=True)
+    assert "training images" in proc.stderr
 
 
 def test_score_writes_maps_over_images(image_bundle, category, tmp_path):
@@ -78,6 +87,23 @@ def test_eval_reports_image_and_pixel_auroc(image_bundle, category):
     assert set(result["per_class"]) == {"scratch", "stain", "hole"}
     assert 0.5 < result["auc"] <= 1.0  # even a 60-step model tells holes and stains from weave
     assert result["pixel_auc"] is not None and 0.5 < result["pixel_auc"] <= 1.0
+
+
+def test_maps_find_grey_level_defects(image_bundle, tmp_path):
+    """Defects that keep the texture's own grey levels, two of which remove texture (a blur, a flat
+    dark stain): their pixels rank above normal texture, and a threshold set on held-out crops
+    passes most normal ones (the same weave, so the same training crops and bundle)."""
+    kinds = ("stain_dark", "blur", "hole_dark")
+    root = build_mvtec_category(_texture(), tmp_path / "grey", crop=64, n_train=40, n_test_good=8, n_per_defect=4,
+                                defects={k: GREY_DEFECTS[k] for k in kinds})
+    proc = run_cli("eval", str(image_bundle), "--dataset", "mvtec", "--root", str(root), "--format", "json",
+                   check=True)
+    result = json.loads(proc.stdout)
+    assert set(result["per_class"]) == set(kinds)
+    assert result["pixel_auc"] > 0.85, result
+    assert result["pro"] > 0.6, result
+    for kind in kinds:
+        assert result["per_class"][kind]["pixel_auc"] > 0.75, (kind, result["per_class"][kind])
 
 
 def test_broken_image_is_named_and_skipped(image_bundle, category, tmp_path):

@@ -4,7 +4,6 @@ where the Debian packages that `.ci/run` installs are missing."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -75,33 +74,6 @@ def test_rtsp_alerts_survive_a_server_restart(tiny_bundle, machine_data, tmp_pat
         server.stop()
     assert proc.returncode == 0
     assert "source disconnected" in err and "cam" in err
-
-
-@pytest.fixture
-def pulse(tmp_path):
-    """A private PulseAudio with a null sink, as ENVIRONMENT.md describes; yields its env."""
-    if not shutil.which("pulseaudio") or not shutil.which("paplay"):
-        pytest.skip("pulseaudio not installed (see .ci/run)")
-    run = tmp_path / "pulse"
-    run.mkdir()
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(run), "HOME": str(run), "PULSE_SERVER": f"unix:{run}/native"}
-    proc = subprocess.Popen(
-        ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
-         "-L", f"module-native-protocol-unix socket={run}/native auth-anonymous=1",
-         "-L", "module-null-sink sink_name=vsink rate=16000 channels=1",
-         "-L", "module-always-sink"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 10
-    while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"pulseaudio did not start: {proc.stderr.read().decode()[-500:]}")
-        time.sleep(0.1)
-    subprocess.run(["pactl", "set-default-source", "vsink.monitor"], env=env, check=True)
-    yield env
-    proc.terminate()
-    proc.wait(timeout=5)
 
 
 def test_microphone_through_pulseaudio_raises_alerts(pulse, tiny_bundle, machine_data, tmp_path):

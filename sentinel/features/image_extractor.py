@@ -1,12 +1,13 @@
-"""Images -> normalised model input: per-channel standardisation, then optionally a 2-D DWT."""
+"""Images -> normalised model input: per-channel standardisation, then optionally a 2-D DWT
+(the image counterpart of extractor.py; lives with the features so bundles need nothing from image/)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from sentinel.features.image_spec import ImageSpec
 from sentinel.features.wavelet import dwt2_channels
-from sentinel.image.spec import ImageSpec
 
 
 class ImageExtractor(nn.Module):
