@@ -67,8 +67,9 @@ def train(cat: Path, bundle: Path, cfg: Path, steps: int, seed: int) -> float:
     return time.perf_counter() - t0
 
 
-def ensure_map(bundle_dir: Path, cat: Path) -> None:
-    """A cached bundle from before the patch memory gets one, as `sentinel train` makes it now."""
+def ensure_map(bundle_dir: Path, cat: Path, refit: bool = False) -> None:
+    """A cached bundle from before the patch memory (or any, with `refit`) gets one made with the
+    current PatchMapConfig, as `sentinel train` makes it now."""
     from sentinel.bundle import load_bundle, save_bundle
     from sentinel.image import mvtec
     from sentinel.image.io import load_images
@@ -77,7 +78,7 @@ def ensure_map(bundle_dir: Path, cat: Path) -> None:
     from sentinel.training.trainer import TrainingConfig, holdout_split
 
     bundle = load_bundle(bundle_dir)
-    if bundle.patch_memory is not None:
+    if bundle.patch_memory is not None and not refit:
         return
     files, images = load_images(mvtec.train_images(cat), bundle.spec.size)
     fit_idx, hold_idx = holdout_split(list(range(len(files))), TrainingConfig().holdout_fraction, 0)
@@ -100,6 +101,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out" / "textures")
     ap.add_argument("--fresh", action="store_true", help="retrain bundles that exist under --out")
+    ap.add_argument("--refit-maps", action="store_true", help="remake cached bundles' patch memories (after a "
+                    "change to the map settings) without retraining their networks")
     a = ap.parse_args()
     try:
         import skimage  # noqa: F401
@@ -112,6 +115,10 @@ def main() -> int:
     from sentinel.image.defects import COLOUR_DEFECTS, GREY_DEFECTS
     from sentinel.image.io import load_images
     from sentinel.image.maps import upsample
+    from sentinel.image.train import fit_image_map
+    from sentinel.scoring.image_scorer import ImageScorer
+    from sentinel.scoring.patch_memory import PatchMapConfig
+    from sentinel.training.trainer import TrainingConfig, holdout_split
 
     torch.set_num_threads(2)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +134,7 @@ def main() -> int:
 
             shutil.rmtree(bundle_dir)
         train_s = train(cat, bundle_dir, cfg, a.steps, a.seed)
-        ensure_map(bundle_dir, cat)
+        ensure_map(bundle_dir, cat, a.refit_maps)
         res = json.loads(sentinel("eval", str(bundle_dir), "--dataset", "mvtec", "--root", str(cat), "--format",
                                   "json"))
         bundle = load_bundle(bundle_dir)
@@ -140,6 +147,11 @@ def main() -> int:
         maps = upsample(legacy.anomaly_map(test), 128)
         methods["residual (before)"] = evaluation.evaluate(items, legacy.score(test).scores.numpy(),
                                                            list(maps.numpy()), 128)
+        # Ablation: the same maps without the denoiser's features (texture energy alone).
+        fit_idx, hold_idx = holdout_split(list(range(len(normal))), TrainingConfig().holdout_fraction, 0)
+        no_feat, _ = fit_image_map(legacy, normal[fit_idx], normal[hold_idx], PatchMapConfig(feature_weight=0.0))
+        s_nf, m_nf = ImageScorer(legacy, no_feat).score_maps(test)
+        methods["energy only (ablation)"] = evaluation.evaluate(items, s_nf.numpy(), list(m_nf.numpy()), 128)
         for label, ref in (("pixel gaussian", PixelGaussian(normal)), ("patch knn", PatchKNN(normal))):
             scores, maps = ref(test)
             methods[label] = evaluation.evaluate(items, scores.numpy(), list(maps.numpy()), 128)
@@ -162,7 +174,7 @@ def main() -> int:
     for label in ("grey", "colour"):
         print(f"\n{label}-level defects: mean over defect kinds of image AUROC / pixel AUROC / PRO")
         methods = list(dict.fromkeys(r["method"] for r in summary))
-        print(f"{'texture':<8} " + " ".join(f"{m:>24}" for m in methods))
+        print(f"{'texture':<8} " + " ".join(f"{m[:24]:>24}" for m in methods))
         for name in a.textures:
             cells = []
             for m in methods:

@@ -39,11 +39,36 @@ def _read_av(path: Path) -> tuple[np.ndarray, int]:
     return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), int(sr)
 
 
+def _wav_shortfall(path: Path) -> tuple[int, int] | None:
+    """(bytes the WAV header's data chunk declares, bytes present) when the file ends early: a copy
+    or a recording cut off. libsndfile reads such a file without a word."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = path.stat().st_size
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                n = int.from_bytes(chunk[4:], "little")
+                if chunk[:4] == b"data":
+                    present = size - f.tell()
+                    # 0 and 0xFFFFFFFF: "length unknown" (a stream written as it was recorded)
+                    return (n, present) if 0 < n < 0xFFFFFFFF and present < n else None
+                f.seek(n + (n & 1), 1)
+    except OSError:
+        return None
+
+
 def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     """Mono float32 waveform [N] at `sample_rate`. Raises AudioError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes); re-record or remove it")
     try:
         data, sr = _read_soundfile(path)
     except Exception as sf_err:  # libsndfile refuses it: let FFmpeg try before giving up
@@ -55,6 +80,10 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
             raise AudioError(f"{path}: cannot decode audio ({sf_err}); is the file complete?") from None
     if data.size == 0:
         raise AudioError(f"{path}: holds no audio samples; re-record or remove it")
+    short = _wav_shortfall(path)
+    if short is not None:
+        raise AudioError(f"{path}: truncated (its header declares {short[0]} bytes of audio, the file holds "
+                         f"{short[1]}); copy it again or re-export it")
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: contains NaN or infinite samples; re-export it")
     wave = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))

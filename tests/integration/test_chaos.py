@@ -129,11 +129,13 @@ def _bad_audio(folder: Path, good: np.ndarray) -> dict[str, str | None]:
     sf.write(folder / "dc.wav", np.full_like(good, 0.4), sr)
     sf.write(folder / "u8.wav", good, sr, subtype="PCM_U8")
     sf.write(folder / "s24.wav", good, sr, subtype="PCM_24")
-    six = np.repeat(good, 6)[:, None].repeat(6, axis=1)  # 96 kHz, 6 channels, same duration
+    from scipy.signal import resample_poly
+
+    six = resample_poly(good, 6, 1)[:, None].repeat(6, axis=1).astype(np.float32)  # the same sound at 96 kHz x 6
     sf.write(folder / "wide.wav", six, 96000)
     (folder / "x.wav").mkdir()  # a folder with an audio name: looked into, holds nothing
-    return {"good.wav": None, "corrupt.wav": "cannot decode", "truncated.wav": "shorter than one window",
-            "empty.wav": "cannot decode", "header_only.wav": "no audio samples", "nan.wav": "NaN or infinite",
+    return {"good.wav": None, "corrupt.wav": "cannot decode", "truncated.wav": "truncated",
+            "empty.wav": "empty file", "header_only.wav": "no audio samples", "nan.wav": "NaN or infinite",
             "inf.wav": "NaN or infinite", "silence.wav": None, "dc.wav": None, "u8.wav": None, "s24.wav": None,
             "wide.wav": None}
 
@@ -151,17 +153,28 @@ def test_every_kind_of_bad_audio_is_one_line_and_the_rest_is_scored(tiny_bundle,
         else:
             mine = [w for w in warnings if f"/{name}:" in w]
             assert len(mine) == 1 and words in mine[0], (name, warnings)
-    # A resampled 96 kHz 6-channel copy scores like the original; 8- and 24-bit likewise.
+    # 24 bits score as the original does (8 bits add a noise floor, and a round trip through 96 kHz
+    # dulls the top of the band: differences the model may rightly hear; they are scored, not refused).
     files = {Path(json.loads(x)["file"]).name: json.loads(x)["score"] for x in proc.stdout.splitlines()
              if '"kind": "file"' in x}
-    for name in ("wide.wav", "s24.wav", "u8.wav"):
-        assert abs(files[name] - files["good.wav"]) < 0.5 + 0.1 * abs(files["good.wav"]), files
+    assert abs(files["s24.wav"] - files["good.wav"]) < 0.05, files
+    assert all(np.isfinite(v) for v in files.values())
     # Calibration and evaluation skip the same files with the same lines, and finish.
     cal = run_cli("calibrate", str(shutil.copytree(tiny_bundle, tmp_path / "b")), "--normal", str(tmp_path / "in"))
     assert cal.returncode == 0 and "corrupt.wav" in cal.stderr
     ev = run_cli("eval", str(tiny_bundle), "--normal", str(tmp_path / "in"), "--anomalous",
                  str(machine_data["test"]), "--format", "json")
     assert ev.returncode == 0 and "nan.wav" in ev.stderr and json.loads(ev.stdout)["n_normal"] == 6
+
+
+def _cycle(machine_data, tmp_path) -> str:
+    """Normal, anomalous, normal, looped by the daemon: an alert every cycle (about 9 s), each its own
+    event (a looped anomaly alone would be one long event)."""
+    parts = [sf.read(machine_data["test"] / f, dtype="float32")[0]
+             for f in ("normal_0.wav", "anomalous_0.wav", "normal_1.wav")]
+    path = tmp_path / "cycle.wav"
+    sf.write(path, np.concatenate(parts), 16000)
+    return str(path)
 
 
 # -- the journal ---------------------------------------------------------------------------------------
@@ -186,8 +199,8 @@ def test_torn_last_line_is_set_aside_on_the_next_start(tmp_path):
 
 
 def test_daemon_killed_while_alerts_flow_loses_nothing_it_published(tiny_bundle, machine_data, tmp_path):
-    sources = [{"name": "loud", "kind": "file", "path": str(machine_data["test"] / "anomalous_0.wav"),
-                "realtime": True, "loop": True}]
+    sources = [{"name": "loud", "kind": "file", "path": _cycle(machine_data, tmp_path), "realtime": True,
+                "loop": True}]
     config, endpoint = write_config(tmp_path, tiny_bundle, sources, cooldown_s=0.3)
     sub = Subscriber(endpoint, "alert.")
     sub.start()
@@ -238,8 +251,8 @@ def _metric(port: int, name: str) -> float:
 
 
 def test_full_disk_under_journal_and_clips(tiny_bundle, machine_data, tmp_path, small_disk):
-    sources = [{"name": "loud", "kind": "file", "path": str(machine_data["test"] / "anomalous_0.wav"),
-                "realtime": True, "loop": True}]
+    sources = [{"name": "loud", "kind": "file", "path": _cycle(machine_data, tmp_path), "realtime": False,
+                "loop": True}]
     config, endpoint = write_config(tmp_path, tiny_bundle, sources, cooldown_s=0.3)
     cfg = yaml.safe_load(config.read_text())
     port = free_port()
@@ -253,18 +266,23 @@ def test_full_disk_under_journal_and_clips(tiny_bundle, machine_data, tmp_path, 
     try:
         assert sub.wait_for("alert.", 1, timeout_s=60)
         filler = small_disk / "filler"
-        with open(filler, "wb") as f:  # fill the disk to the last byte
-            try:
+        try:  # fill the disk to the last byte (the clips may have done it already)
+            with open(filler, "wb") as f:
                 while True:
                     f.write(b"\0" * 4096)
                     f.flush()
-            except OSError:
-                pass
+        except OSError:
+            pass
         before = len(sub.of("alert."))
-        assert sub.wait_for("alert.", before + 4, timeout_s=60), "publishing stopped when the disk filled"
-        assert _metric(port, "sentinel_journal_backlog") > 0
+        # Replayed at full speed: dozens of alerts, more than the journal's last page holds.
+        if not sub.wait_for("alert.", before + 40, timeout_s=60):
+            proc.kill()
+            pytest.fail(f"publishing stopped when the disk filled:\n{proc.communicate()[1][-3000:]}")
+        time.sleep(0.5)
+        assert _metric(port, "sentinel_journal_write_errors") > 0 and _metric(port, "sentinel_journal_backlog") > 0
         assert proc.poll() is None
-        filler.unlink()
+        filler.unlink(missing_ok=True)  # space returns
+        shutil.rmtree(small_disk / "clips", ignore_errors=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and _metric(port, "sentinel_journal_backlog") > 0:
             time.sleep(0.5)
