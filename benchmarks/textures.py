@@ -82,8 +82,9 @@ def ensure_map(bundle_dir: Path, cat: Path, refit: bool = False) -> None:
         return
     files, images = load_images(mvtec.train_images(cat), bundle.spec.size)
     fit_idx, hold_idx = holdout_split(list(range(len(files))), TrainingConfig().holdout_fraction, 0)
-    bundle.patch_memory, bundle.calibration = fit_image_map(bundle.scorer("cpu"), images[fit_idx], images[hold_idx],
-                                                            PatchMapConfig())
+    scorer = bundle.scorer("cpu")
+    bundle.patch_memory, bundle.calibration = fit_image_map(getattr(scorer, "diffusion", scorer), images[fit_idx],
+                                                            images[hold_idx], PatchMapConfig())
     save_bundle(bundle, bundle_dir)
 
 
