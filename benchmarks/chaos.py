@@ -86,9 +86,15 @@ def config(out: Path, sources: list[dict], **extra) -> tuple[Path, str]:
 
 
 def daemon(cfg: Path) -> subprocess.Popen:
+    """The daemon, its log appended to daemon.log beside the config (a pipe nobody reads would fill
+    and stop it)."""
+    log = open(cfg.parent / "daemon.log", "a")  # noqa: SIM115 - handed to the child
     return subprocess.Popen([sys.executable, "-m", "sentinel", "run", "--config", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "2"})
+                            stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "OMP_NUM_THREADS": "2"})
+
+
+def log_of(cfg: Path) -> str:
+    return (cfg.parent / "daemon.log").read_text()
 
 
 def wav_of_demo(out: Path) -> Path:
@@ -113,7 +119,7 @@ def run_rtsp(out: Path, outages: int, seed: int) -> dict:
 
     def serve() -> subprocess.Popen:
         p = subprocess.Popen(["/usr/bin/python3", str(RTSP_HELPER), str(port), str(wav)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.DEVNULL, text=True)
         assert p.stdout.readline().strip() == "ready"
         return p
 
@@ -155,7 +161,7 @@ def run_rtsp(out: Path, outages: int, seed: int) -> dict:
                          "audio_lost_s": round(lost_after - lost_before, 2)})
             print(json.dumps(rows[-1]), flush=True)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
     finally:
         sub.stop.set()
         proc.kill()
@@ -196,7 +202,7 @@ def run_kill(out: Path, kills: int, seed: int) -> dict:
         else:
             time.sleep(3)
             proc.send_signal(signal.SIGTERM)
-            proc.communicate(timeout=20)
+            proc.wait(timeout=20)
         per_run.append(len(sub.of("alert.")) - before)
         print(json.dumps({"run": i + 1, "killed_after_s": round(at, 2), "alerts": per_run[-1]}), flush=True)
     sub.stop.set()
@@ -246,10 +252,11 @@ def run_soak(out: Path, n: int, minutes: float) -> dict:
                 print(json.dumps({"minute": round(rss[-1][0] / 60, 1), "rss_mb": round(rss[-1][1], 1),
                                   "scores": len(sub.got)}), flush=True)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     finally:
         sub.stop.set()
         proc.kill()
+    err = log_of(cfg)
     lags = [m["lag_s"] for at, t, m in sub.got if t.startswith("score.") and at - sub.got[0][0] > 120]
     last = {}
     for _, m in sub.of("status."):

@@ -46,8 +46,7 @@ def main() -> int:
     b = load_bundle(bundle_dir)
     items = mvtec.test_images(cat)
     _, test = load_images([t.path for t in items], 128)
-    # one bundle object per device: a scorer moves its bundle's modules to its device
-    cpu, gpu = b.scorer("cpu"), load_bundle(bundle_dir).scorer(dev)
+    cpu, gpu = b.scorer("cpu"), b.scorer(dev)
     s_cpu, m_cpu = cpu.score_maps(test)
     s_gpu, m_gpu = gpu.score_maps(test)
     res["image_score_max_abs_diff"] = float((s_cpu - s_gpu).abs().max())
@@ -85,7 +84,7 @@ def main() -> int:
     demo = load_bundle(demo_dir / "bundle")
     wave = load_audio(demo_dir / "recording.flac", demo.features.sample_rate)[: 16000 * 60]
     a_cpu = demo.scorer("cpu").score_recording(wave).scores
-    a_gpu = load_bundle(demo_dir / "bundle").scorer(dev).score_recording(wave).scores
+    a_gpu = demo.scorer(dev).score_recording(wave).scores
     res["audio_score_max_abs_diff"] = float((a_cpu - a_gpu).abs().max())
     res["audio_score_spearman"] = float(spearmanr(a_cpu, a_gpu).statistic)
     out.write_text(json.dumps(res, indent=1))

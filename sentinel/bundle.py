@@ -7,6 +7,7 @@ plus calibration (JSON). Loading never unpickles anything.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
@@ -80,12 +81,16 @@ class Bundle:
         return "autoencoder" if isinstance(self.model, DenseAutoencoder) else "diffusion"
 
     def scorer(self, device: torch.device | str = "cpu", scoring: ScoringConfig | None = None) -> WindowScorer:
-        if isinstance(self.model, DenseAutoencoder):
-            assert isinstance(self.extractor, FeatureExtractor)
-            return AutoencoderScorer(self.model, self.extractor, scoring or self.scoring, device=device)
-        diffusion = DiffusionScorer(
-            self.model, self.scheduler, self.extractor, scoring or self.scoring, self.stats, device=device
-        )
+        # A scorer moves its modules to its device: off the CPU it gets copies, so the bundle stays
+        # on the CPU and can serve scorers on several devices.
+        model, extractor = self.model, self.extractor
+        if torch.device(device).type != "cpu":
+            model, extractor = copy.deepcopy(model), copy.deepcopy(extractor)
+        if isinstance(model, DenseAutoencoder):
+            assert isinstance(extractor, FeatureExtractor)
+            return AutoencoderScorer(model, extractor, scoring or self.scoring, device=device)
+        diffusion = DiffusionScorer(model, self.scheduler, extractor, scoring or self.scoring, self.stats,
+                                    device=device)
         return ImageScorer(diffusion, self.patch_memory) if self.patch_memory is not None else diffusion
 
 

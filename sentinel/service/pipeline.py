@@ -102,8 +102,8 @@ class Pipeline(threading.Thread):
                     if self.log:
                         self.log.warning("overrun", source=tr.source.source_name, lost=ring.oldest - tr.next_start)
                     tr.next_start = ring.oldest
-                cut = tr.source.timeline.breaks(tr.next_start, tr.next_start + self.window)
-                if cut is not None and cut <= ring.written:  # audio resumed after a gap: never splice across it
+                # Audio resumed after a gap: never splice across it (several short segments: skip each).
+                while (cut := tr.source.timeline.breaks(tr.next_start, tr.next_start + self.window)) is not None:
                     tr.next_start = cut
                 if tr.next_start + self.window <= ring.written and len(out) < limit:
                     out.append((tr, tr.next_start))
