@@ -8,6 +8,11 @@ figures: image scores and maps on the GPU (bf16 network passes, float32 distance
 CPU's; GPU time per 128 px image; the patch memory fitted on the GPU; a short image training run
 on the GPU end to end (train_images: network, statistics, memory, held-out calibration); the
 audio scorer on the GPU against the CPU on the demo recording.
+
+On the lent H100/H200 image (Python 3.12 with torch, torchaudio, safetensors, scikit-learn, scipy,
+scikit-image), carry cp312 manylinux wheels of what it lacks: pydantic, pydantic-core,
+annotated-types, typing-inspection, structlog, PyWavelets, ptwt, soundfile, cffi, pycparser,
+pyzmq, soxr (see the device tool's README for `pip download` and `--target` install).
 """
 
 from __future__ import annotations
