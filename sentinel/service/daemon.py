@@ -353,10 +353,10 @@ class Daemon:
             m.reconnects.labels(name).set(tr.source.reconnects)
             m.dropped.labels(name).set(tr.dropped)
             m.audio_lost.labels(name).set(self.pipeline.audio_lost_s(tr))
+            m.threshold.labels(name).set(tr.decider.threshold)
         if self.journal is not None:
             m.journal_errors.set(self.journal.write_errors)
             m.journal_backlog.set(len(self.journal.backlog))
-            m.threshold.labels(name).set(tr.decider.threshold)
 
     def _shutdown(self) -> None:
         t0 = time.monotonic()

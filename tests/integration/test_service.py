@@ -85,6 +85,9 @@ def test_lifecycle_ready_watchdog_reload_stop(tiny_bundle, machine_data, tmp_pat
         for name in ("sentinel_batch_size_bucket", "sentinel_inference_seconds_bucket", "sentinel_threshold",
                      "sentinel_source_connected", "sentinel_dropped_samples", "sentinel_source_reconnects"):
             assert name in page
+        for source in ("one", "two"):  # every source's gauges, not only the last one's
+            assert f'sentinel_threshold{{source="{source}"}}' in page
+            assert f'sentinel_audio_lost_seconds{{source="{source}"}}' in page
 
         mark = len(notify.messages)
         proc.send_signal(signal.SIGTERM)
