@@ -24,7 +24,7 @@ from pathlib import Path
 
 
 def _repair(path: Path, log) -> None:
-    """Cut a torn tail (bytes after the last newline, or a last line that is not JSON) off the journal."""
+    """Cut a torn tail (the bytes after the last newline) off the journal and keep it beside it."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:

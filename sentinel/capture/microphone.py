@@ -7,12 +7,11 @@ queue. This thread down-mixes, resamples (soxr, streaming) and writes into the r
 from __future__ import annotations
 
 import queue
-import random
 import time
 
 import numpy as np
 
-from sentinel.capture.source import Source
+from sentinel.capture.source import Backoff, Source
 
 
 class MicrophoneSource(Source):
@@ -50,59 +49,49 @@ class MicrophoneSource(Source):
     def capture(self) -> None:
         import soxr
 
-        delay = 1.0
+        backoff = Backoff(1.0, self.reconnect_max_s)
         while not self.stop_event.is_set():
             try:
                 stream, rate = self._open()
             except Exception as e:
                 self.error = f"cannot open microphone {self.device!r}: {e}"
+                wait = backoff.next()
                 if self.log:
-                    self.log.error("source unavailable", error=self.error, retry_s=delay)
-                if self.stop_event.wait(delay * random.uniform(0.8, 1.2)):
+                    self.log.error("source unavailable", error=self.error, retry_s=round(wait, 2))
+                if self.stop_event.wait(wait):
                     return
-                delay = min(self.reconnect_max_s, delay * 2)
                 self.reconnects += 1
                 continue
             resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32") if rate != self.sample_rate \
                 else None
+            heard_before = self.ring.written
             with stream:
                 self.connected, self.error = True, None
                 self.resumed()
                 if self.log:
                     self.log.info("source connected", device=self.device, rate=rate)
-                reason, heard = self._listen(resampler)
+                reason = self._listen(resampler)
             self.connected = False
-            if reason is None:
-                return
-            if heard > 2 * self.sample_rate:  # it delivered a while: this loss starts the back-off afresh
-                delay = 1.0
             # A device that vanished: PortAudio may stop calling back, or the sound server may move
             # the stream to a dummy source that delivers exact zeros (no real microphone does).
-            self.error = reason
-            self.reconnects += 1
-            if self.log:
-                self.log.warning("source disconnected", reason=reason, attempt=self.reconnects, retry_s=delay)
-            if self.stop_event.wait(delay * random.uniform(0.8, 1.2)):
+            if reason is None or self.disconnected(reason, self.ring.written - heard_before, backoff):
                 return
-            delay = min(self.reconnect_max_s, delay * 2)
 
-    def _listen(self, resampler) -> tuple[str | None, int]:
-        """Read blocks until stop (None) or the device looks gone (why); and how many samples came."""
+    def _listen(self, resampler) -> str | None:
+        """Read blocks until stop (None) or the device looks gone (why)."""
         last_block = last_sound = time.monotonic()
-        heard = 0
         while not self.stop_event.is_set():
             try:
                 block = self.blocks.get(timeout=0.1)
             except queue.Empty:
                 if time.monotonic() - last_block > self.stall_seconds:
-                    return f"no audio from the device for {self.stall_seconds:.0f} s", heard
+                    return f"no audio from the device for {self.stall_seconds:.0f} s"
                 continue
             now = last_block = time.monotonic()
             if np.any(block):
                 last_sound = now
             elif now - last_sound > self.stall_seconds:
-                return f"only digital zeros for {self.stall_seconds:.0f} s (device gone?)", heard
+                return f"only digital zeros for {self.stall_seconds:.0f} s (device gone?)"
             mono = block.mean(axis=1).astype(np.float32)
             self.emit(resampler.resample_chunk(mono) if resampler else mono)
-            heard += len(mono)
-        return None, heard
+        return None

@@ -4,6 +4,7 @@ timeline that maps stream positions to wall-clock time across gaps."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -66,7 +67,29 @@ class Timeline:
             return self._pos[i] if i < len(self._pos) and self._pos[i] < end else None
 
 
+class Backoff:
+    """Waits between reconnection attempts: `first` doubling up to `cap`, each jittered by +-20 % so
+    sources that lost the same server do not retry in step; `reset` after a connection that held."""
+
+    def __init__(self, first: float = 1.0, cap: float = 5.0) -> None:
+        self.first, self.cap = first, cap
+        self.delay = first
+
+    def next(self) -> float:
+        wait = self.delay * random.uniform(0.8, 1.2)
+        self.delay = min(self.cap, self.delay * 2)
+        return wait
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
 class Source(ABC, threading.Thread):
+    healthy_seconds = 2.0
+    """A connection that delivered this much audio counts as having held: the next loss starts the
+    back-off afresh (reset on audio delivered, not on time connected: a server that accepts and
+    dies at once is not hammered)."""
+
     def __init__(self, name: str, sample_rate: int, buffer_seconds: float, log=None) -> None:
         threading.Thread.__init__(self, name=f"source-{name}", daemon=True)
         self.source_name = name
@@ -99,6 +122,18 @@ class Source(ABC, threading.Thread):
     def unix(self, pos: int) -> float:
         """Wall-clock time at which stream position `pos` was heard."""
         return self.timeline.unix(pos, self.started_at)
+
+    def disconnected(self, reason: str, heard: int, backoff: Backoff) -> bool:
+        """Record a lost connection that delivered `heard` samples and wait before the next attempt;
+        True if asked to stop meanwhile."""
+        if heard >= self.healthy_seconds * self.sample_rate:
+            backoff.reset()
+        wait = backoff.next()
+        self.error = reason
+        self.reconnects += 1
+        if self.log:
+            self.log.warning("source disconnected", reason=reason, attempt=self.reconnects, retry_s=round(wait, 2))
+        return self.stop_event.wait(wait)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -3,7 +3,7 @@ resampled to the model rate. A dead, stalled or silent stream, or one that ends 
 disconnect: reconnect with exponential back-off and jitter, logging every attempt.
 
 Back-off: 1 s doubling up to `backoff[1]` (5 s by default), and back to 1 s once a connection has
-delivered `healthy_seconds` of audio. Anchors: BirdNET-Go's FFmpeg supervisor waits 5 s doubling to
+delivered `Source.healthy_seconds` (2 s) of audio. Anchors: BirdNET-Go's FFmpeg supervisor waits 5 s doubling to
 2 min (its failure count is reset when a process starts); Frigate's watchdog looks every 10 s and
 restarts at once. We cap low because the cost of an attempt is one TCP connect, while every second
 of waiting on a server that is already back is a second of audio nobody hears; and we reset on
@@ -13,21 +13,19 @@ should not be hammered either.
 
 from __future__ import annotations
 
-import random
 import time
 
 import numpy as np
 
-from sentinel.capture.source import Source
+from sentinel.capture.source import Backoff, Source
 
 
 class StreamSource(Source):
     def __init__(self, name: str, url: str, sample_rate: int, buffer_seconds: float, stall_seconds: float = 5.0,
-                 silence_seconds: float = 30.0, backoff: tuple[float, float] = (1.0, 5.0),
-                 healthy_seconds: float = 2.0, log=None) -> None:
+                 silence_seconds: float = 30.0, backoff: tuple[float, float] = (1.0, 5.0), log=None) -> None:
         super().__init__(name, sample_rate, buffer_seconds, log)
         self.url, self.stall_seconds, self.silence_seconds = url, stall_seconds, silence_seconds
-        self.backoff, self.healthy_seconds = backoff, healthy_seconds
+        self.backoff = backoff
 
     def _pull(self) -> str:
         """Decode until the stream fails or stop is asked; returns why it ended."""
@@ -56,7 +54,7 @@ class StreamSource(Source):
         return "stream ended"
 
     def capture(self) -> None:
-        delay = self.backoff[0]
+        backoff = Backoff(*self.backoff)
         while not self.stop_event.is_set():
             heard_before = self.ring.written
             try:
@@ -64,16 +62,5 @@ class StreamSource(Source):
             except Exception as e:  # av.error.* for refused, reset, timed out, bad URL...
                 reason = f"{type(e).__name__}: {e}"
             self.connected = False
-            if self.stop_event.is_set():
+            if self.stop_event.is_set() or self.disconnected(reason, self.ring.written - heard_before, backoff):
                 return
-            if (self.ring.written - heard_before) / self.sample_rate >= self.healthy_seconds:
-                delay = self.backoff[0]  # it delivered audio: this outage starts the back-off afresh
-            wait = delay * random.uniform(0.8, 1.2)
-            self.error = reason
-            self.reconnects += 1
-            if self.log:
-                self.log.warning("source disconnected", reason=reason,
-                                 attempt=self.reconnects, retry_s=round(wait, 2))
-            if self.stop_event.wait(wait):
-                return
-            delay = min(self.backoff[1], delay * 2)
