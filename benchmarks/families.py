@@ -26,6 +26,13 @@ MACHINES = {
                           noise_level=0.3),
     "blower": ms.Machine("blower", f0=40.0, f0_range=0.05, harmonics=(0.3, 0.15), tone_order=11, tone_amp=0.3,
                          noise_bands=((500.0, 0.5, 1.0), (2200.0, 1.0, 0.7)), noise_level=0.8, am_depth=0.03),
+    # Written after round 4, before any round-5 figure was seen: the fresh check of round 5.
+    "hvac": ms.Machine("hvac", f0=14.0, f0_range=0.03, harmonics=(0.4, 0.2, 0.1), tone_order=7, tone_amp=0.25,
+                       noise_bands=((300.0, 0.4, 1.0), (1200.0, 0.8, 0.8), (4000.0, 1.5, 0.3)), noise_level=1.0,
+                       am_depth=0.04, noise_var=0.3),
+    "spindle": ms.Machine("spindle", f0=95.0, f0_range=0.03, harmonics=(1.0, 0.45, 0.3, 0.2, 0.12, 0.08),
+                          tone_order=3, tone_amp=0.2, noise_bands=((2500.0, 1.5, 0.6), (7000.0, 2.0, 0.3)),
+                          noise_level=0.25, am_depth=0.02),
 }
 
 
@@ -79,6 +86,30 @@ def fault_belt_squeal(rng, m, seconds):
     return x + y * ms._rms(x) * 10 ** (rng.uniform(-20, -8) / 20) / (ms._rms(tone) + 1e-12)
 
 
+def fault_filter_clog(rng, m, seconds):
+    """A clogging filter: less airflow, so the broadband noise tilts (lows up, highs down), steadily."""
+    bands = tuple((f, q, g * (rng.uniform(1.4, 1.9) if f < 1000 else rng.uniform(0.5, 0.7)))
+                  for f, q, g in m.noise_bands)
+    return ms.render_machine(rng, dataclasses.replace(m, noise_bands=bands), seconds)[0]
+
+
+def fault_chatter(rng, m, seconds):
+    """Tool chatter: a 600-1500 Hz tone, amplitude-modulated at a few Hz, for part of the clip."""
+    x, _, _ = ms.render_machine(rng, m, seconds)
+    n = len(x)
+    t = np.arange(n) / SR
+    c, w = rng.uniform(0.5, seconds - 0.5), rng.uniform(0.8, 2.5)
+    gate = np.exp(-0.5 * ((t - c) / (w / 2.5)) ** 2)
+    tone = np.sin(2 * np.pi * rng.uniform(600, 1500) * t) * (1 + 0.8 * np.sin(2 * np.pi * rng.uniform(3, 8) * t))
+    return x + tone * gate * ms._rms(x) * 10 ** (rng.uniform(-22, -12) / 20)
+
+
+def fault_harmonic(rng, m, seconds):
+    """A loosened mount: one higher harmonic (3x-5x) grows 2-3x, steadily."""
+    k = int(rng.integers(3, 6))
+    return ms.render_machine(rng, m, seconds, harmonic_gain={k: rng.uniform(2.0, 3.0)})[0]
+
+
 def _foreign(events):
     return lambda rng, m, seconds: ms.fault_foreign(rng, m, seconds, snr_db=rng.uniform(-14, -2), events=events)
 
@@ -96,6 +127,11 @@ def faults(name: str, events: list[np.ndarray]) -> dict:
         "blower": {"belt_squeal": fault_belt_squeal,
                    "imbalance": lambda r, m, s: ms.fault_imbalance(r, m, s, gain=r.uniform(1.5, 2.2)),
                    "speed": lambda r, m, s: ms.fault_speed(r, m, s, offset=r.uniform(0.01, 0.05))},
+        "hvac": {"filter_clog": fault_filter_clog,
+                 "loose_panel": lambda r, m, s: ms.fault_rattle(r, m, s, snr_db=r.uniform(-22, -12)),
+                 "bearing": lambda r, m, s: ms.fault_bearing(r, m, s, snr_db=r.uniform(-26, -16))},
+        "spindle": {"chatter": fault_chatter, "harmonic": fault_harmonic,
+                    "misalignment": lambda r, m, s: ms.fault_misalignment(r, m, s, gain=r.uniform(1.5, 2.2))},
     }[name]
     if events:
         f["esc50"] = _foreign(events)

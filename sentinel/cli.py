@@ -69,6 +69,7 @@ def _score_files(bundle, scorer, paths: Sequence[str | Path], must_find: bool = 
                  tile_short: bool = False) -> list[_Scored]:
     from sentinel.audio import find_audio, load_audio
     from sentinel.errors import AudioError
+    from sentinel.scoring.scorer import file_score
 
     files = find_audio(paths)
     if not files and must_find:
@@ -89,7 +90,7 @@ def _score_files(bundle, scorer, paths: Sequence[str | Path], must_find: bool = 
             continue
         res = scorer.score_recording(wave)
         scores = res.scores.numpy()
-        agg = float(scores.max() if scorer.config.file_aggregate == "max" else scores.mean())
+        agg = file_score(res.scores, scorer.config.file_aggregate)
         out.append(_Scored(f, res.starts_s, res.window_s, scores, agg))
     return out
 

@@ -109,3 +109,66 @@ def test_machine_that_only_gets_louder_scores_higher(tiny_bundle, machine_data):
     quiet, loud = scorer.score(windows), scorer.score(windows * 4)
     assert (loud.components["level"] - quiet.components["level"] - 12.04).abs().max() < 0.2
     assert (loud.scores > quiet.scores).all()
+
+
+def test_young_span_raises_no_false_alarm(tiny_bundle):
+    """A span of two windows (a stream's start, after a gap) is noisier than a full one; scaled by
+    what normal audio does at the same count, it is no more alarming than a full span."""
+    import numpy as np
+
+    from sentinel import synth
+    from sentinel.scoring.scorer import DiffusionScorer, SpanState
+    from sentinel.windows import sliding_windows
+
+    bundle = load_bundle(tiny_bundle)
+    rng = np.random.default_rng(7)
+    waves = [torch.from_numpy(synth.machine(rng, 4.0)).float() for _ in range(30)]
+    spec = bundle.features
+    cfg = ScoringConfig(**{**bundle.scoring.to_dict(), "hop_seconds": 0.5, "span_seconds": 3.0,
+                                                      "span_min_seconds": 1.0})
+    scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, cfg)
+    hop = round(cfg.hop_seconds * spec.sample_rate)
+    windows = lambda ws: torch.cat([sliding_windows(w, spec.window_samples, hop).samples for w in ws])  # noqa: E731
+    stats = scorer.fit(windows(waves[:10]), windows(waves[10:20]), span_recordings=(waves[:10], waves[10:20]))
+    n = scorer.span_windows
+    assert scorer.span_min_windows == 2 and len(stats.span_count_mean) == n
+    # the mean of two windows lies farther from normal than the mean of a full span
+    assert stats.span_count_mean[1] > stats.span_count_mean[n - 1]
+
+    young, full = [], []
+    for w in waves[20:]:
+        win = sliding_windows(w, spec.window_samples, hop).samples
+        res = scorer.score(win, [SpanState(n)] * len(win))
+        z = (res.components["span"] - stats.component_mean["span"]) / stats.component_std["span"]
+        young.append(float(z[1]))  # two windows held
+        full.append(float(z[n - 1]))
+    # unscaled, young spans would sit this many normal spreads above full ones
+    unscaled = (stats.span_count_mean[1] - stats.span_count_mean[n - 1]) / stats.component_std["span"]
+    assert unscaled > 0.5
+    assert np.mean(young) < np.mean(full) + 0.5, (young, full)
+
+
+def test_file_score_is_the_mean_of_the_three_highest_windows(tiny_bundle, machine_data):
+    from tests.conftest import run_cli
+
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.scoring.file_aggregate == "top3"
+    f = sorted(machine_data["test"].glob("anomalous_*.wav"))[0]
+    lines = [json.loads(x) for x in run_cli("score", str(tiny_bundle), str(f), "--format", "jsonl", "--device",
+                                            "cpu", check=True).stdout.splitlines()]
+    scores = sorted((x["score"] for x in lines if x["kind"] == "window"), reverse=True)
+    file_line = next(x for x in lines if x["kind"] == "file")
+    assert len(scores) >= 4
+    assert abs(file_line["score"] - sum(scores[:3]) / 3) < 1e-3
+
+
+def test_bundle_from_before_the_span_scale_keeps_its_span_rule(tiny_bundle, tmp_path, windows):
+    def as_old(meta):  # round 4 wrote no per-count scale: its spans started at half their length
+        meta["normal_stats"].pop("span_count_mean", None)
+        meta["normal_stats"].pop("span_count_std", None)
+
+    old = load_bundle(_edit(tiny_bundle, tmp_path / "old", as_old))
+    scorer = old.scorer()
+    if old.stats.span_mean is not None:
+        assert scorer.span_min_windows == max(2, scorer.span_windows // 2)
+    assert torch.isfinite(scorer.score(windows).scores).all()
