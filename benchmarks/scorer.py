@@ -87,6 +87,7 @@ def profile(scorer: DiffusionScorer, windows: torch.Tensor, device: torch.device
         raw = scorer._raw(w)
         comps = scorer._components(raw, stats)
         b = w.shape[0]
+        nan_span = torch.full((b,), float("nan"), device=device)  # windows scored alone have no span
         stages["copy to device"] = 1 / rate(lambda: windows.to(device), b, seconds, device)
         stages["features (log-mel, DWT)"] = 1 / rate(lambda: scorer.extractor(w), b, seconds, device)
         stages["network: reconstruction"] = 1 / rate(lambda: scorer.reconstruct(x0), b, seconds, device)
@@ -95,7 +96,7 @@ def profile(scorer: DiffusionScorer, windows: torch.Tensor, device: torch.device
         stages["residuals"] = 1 / rate(
             lambda: torch.stack([(r - x0).pow(2).mean(1) for r in recons]).mean(0), b, seconds, device)
         stages["components + combine"] = 1 / rate(
-            lambda: scorer._combine(scorer._components(raw, stats), stats), b, seconds, device)
+            lambda: scorer._combine({**scorer._components(raw, stats), "span": nan_span}, stats), b, seconds, device)
         stages["copy to host"] = 1 / rate(lambda: {k: v.cpu() for k, v in comps.items()}, b, seconds, device)
     whole = 1 / rate(lambda: scorer.score(windows), b, seconds, device)
     stages["python and glue (rest)"] = max(0.0, whole - sum(stages.values()))
