@@ -63,6 +63,13 @@ class _Scored:
     window_s: float
     scores: np.ndarray
     file_score: float
+    """What ranks recordings (ScoringConfig.file_aggregate: AUC, reports)."""
+
+    @property
+    def peak(self) -> float:
+        """The highest window score: a recording is flagged when any window crosses the threshold,
+        as the daemon alerts on one window, whatever the file aggregate."""
+        return float(self.scores.max())
 
 
 def _score_files(bundle, scorer, paths: Sequence[str | Path], must_find: bool = True,
@@ -186,8 +193,9 @@ def _auc_pauc(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
     return {"auc": float(roc_auc_score(y, s)), "pauc": float(roc_auc_score(y, s, max_fpr=0.1))}
 
 
-def _eval_urbansound8k(args: argparse.Namespace, bundle, scorer) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Labels and file scores of the test fold, plus the protocol and a per-anomalous-class table."""
+def _eval_urbansound8k(args: argparse.Namespace, bundle, scorer) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Labels, file scores and peak window scores of the test fold, plus the protocol and a
+    per-anomalous-class table."""
     from sentinel.training import urbansound8k as us8k
 
     all_clips, normal_ids = _us8k_split(args)
@@ -204,7 +212,7 @@ def _eval_urbansound8k(args: argparse.Namespace, bundle, scorer) -> tuple[np.nda
         per_class[us8k.CLASSES[cid]] = {**_auc_pauc(y[keep], s[keep]), "n": int(y[keep].sum())}
     extra = {"normal_classes": [us8k.CLASSES[i] for i in sorted(normal_ids)], "test_fold": args.test_fold,
              "per_class": per_class}
-    return y, s, extra
+    return y, s, np.array([r.peak for r in scored]), extra
 
 
 def _warn_if_training_images(bundle, normal: Sequence[str]) -> None:
@@ -353,13 +361,13 @@ def cmd_score(args: argparse.Namespace) -> int:
                                       "end_s": round(start + s.window_s, 3), "score": round(score, 4),
                                       "threshold": thr, "anomaly": flag(score)}) + "\n")
             out.write(json.dumps({"kind": "file", "file": str(s.path), "score": round(s.file_score, 4),
-                                  "anomaly": flag(s.file_score)}) + "\n")
+                                  "anomaly": flag(s.peak)}) + "\n")
     else:
         thr_text = "uncalibrated" if thr is None else f"{thr:.3f}"
         out.write(f"bundle {bundle.bundle_id}  threshold {thr_text}\n")
         for s in scored:
             out.write(f"\n{s.path}  file score {s.file_score:.3f}"
-                      f"{'  ANOMALOUS' if flag(s.file_score) else ''}\n")
+                      f"{'  ANOMALOUS' if flag(s.peak) else ''}\n")
             out.write(f"  {'start s':>8} {'end s':>8} {'score':>8}\n")
             for start, score in zip(s.starts_s, s.scores.tolist(), strict=True):
                 if args.only_anomalies and not flag(score):
@@ -410,10 +418,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     extra: dict = {}
     if bundle.modality == "image":
         y, s, extra = _eval_images(args, bundle, scorer)
+        peaks = s
     elif args.dataset == "mvtec":
         raise DataError("--dataset mvtec: this bundle scores audio; train one with --modality image")
     elif args.dataset == "urbansound8k":
-        y, s, extra = _eval_urbansound8k(args, bundle, scorer)
+        y, s, peaks, extra = _eval_urbansound8k(args, bundle, scorer)
     else:
         if not args.normal or not args.anomalous:
             raise DataError("eval: give --normal DIR and --anomalous DIR (or --dataset urbansound8k --root DIR)")
@@ -423,13 +432,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise DataError("eval needs at least one readable normal and one anomalous recording")
         y = np.array([0] * len(normal) + [1] * len(anomalous))
         s = np.array([r.file_score for r in normal + anomalous])
+        peaks = np.array([r.peak for r in normal + anomalous])
     result = {"bundle_id": bundle.bundle_id, **_auc_pauc(y, s), "n_normal": int((y == 0).sum()),
               "n_anomalous": int(y.sum()), **extra}
     result["max_fpr"] = 0.1
     result["threshold"] = bundle.threshold
     if bundle.threshold is not None:
-        result["tpr_at_threshold"] = float((s[y == 1] > bundle.threshold).mean())
-        result["fpr_at_threshold"] = float((s[y == 0] > bundle.threshold).mean())
+        # flagged = any window above the threshold (what the daemon alerts on)
+        result["tpr_at_threshold"] = float((peaks[y == 1] > bundle.threshold).mean())
+        result["fpr_at_threshold"] = float((peaks[y == 0] > bundle.threshold).mean())
     if args.plot:
         from sentinel.plots import roc_plot
 

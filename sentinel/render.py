@@ -81,17 +81,17 @@ def html_report(entries: Sequence[ReportEntry], bundle_id: str, threshold: float
     esc = html.escape
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     thr = "not calibrated" if threshold is None else f"{threshold:.3f}"
-    n_flag = sum(1 for e in entries if e.threshold is not None and e.file_score > e.threshold)
+    n_flag = sum(1 for e in entries if e.flagged)
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<meta name=viewport content='width=device-width,initial-scale=1'>",
         f"<title>Sentinel report: {len(entries)} files</title><style>{_CSS}</style></head><body>",
         "<h1>Sentinel report</h1>",
-        f"<p class=meta>bundle {esc(bundle_id)} · threshold {thr} · {len(entries)} files, {n_flag} above the "
-        f"threshold · written {stamp}</p>",
+        f"<p class=meta>bundle {esc(bundle_id)} · threshold {thr} · {len(entries)} files, {n_flag} with a window "
+        f"above the threshold · written {stamp}</p>",
     ]
     for e in entries:
-        anomalous = e.threshold is not None and e.file_score > e.threshold
+        anomalous = bool(e.flagged)  # a window above the threshold, as the daemon alerts
         verdict = "ANOMALOUS" if anomalous else ("normal" if e.threshold is not None else "")
         parts.append(f"<div class='file {'anomalous' if anomalous else 'normal'}'>")
         parts.append(f"<h2>{esc(e.name)} <span class=meta>file score {e.file_score:.3f} {verdict}</span></h2>")

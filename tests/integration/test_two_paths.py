@@ -23,7 +23,7 @@ def test_daemon_alerts_are_what_score_flags(tiny_bundle, machine_data, tmp_path)
     # Normal, anomalous, normal for longer than the span (an event holds the span's mean up for
     # span_seconds), anomalous, cut to the hop grid: `score` adds no end-aligned window.
     parts = ["normal_0", "anomalous_0", "normal_1", "normal_2", "normal_3", "anomalous_1"]
-    assert 9.0 > scoring.span_seconds
+    assert scoring.span_seconds < 9.0
     x = np.concatenate([sf.read(machine_data["test"] / f"{p}.wav", dtype="float32")[0] for p in parts])
     n = spec.window_samples + (len(x) - spec.window_samples) // hop * hop
     clip = tmp_path / "replay.wav"
