@@ -229,6 +229,11 @@ def _pool_features(feats: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
+def _mahalanobis(d: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """[B] Mahalanobis distance of rows d (already centred) under a precision matrix."""
+    return ((d @ precision) * d).sum(1).clamp_min(0).sqrt()
+
+
 def file_score(scores: torch.Tensor, aggregate: str) -> float:
     """One number for a recording from its window scores (ScoringConfig.file_aggregate)."""
     if scores.numel() == 0:
@@ -382,7 +387,7 @@ class DiffusionScorer(WindowScorer):
         smooth = F.avg_pool2d(z.unsqueeze(1), k, stride=1, padding=k // 2, count_include_pad=False).flatten(1)
         top = max(1, int(round(cfg.topk_fraction * smooth.shape[1])))
         d = raw.embedding - stats.embed_mean
-        maha = ((d @ stats.embed_precision) * d).sum(1).clamp_min(0).sqrt()
+        maha = _mahalanobis(d, stats.embed_precision)
         return {
             "recon_mean": z.flatten(1).mean(1),
             "recon_topk": smooth.topk(top, dim=1).values.mean(1),
@@ -423,7 +428,7 @@ class DiffusionScorer(WindowScorer):
                 counts.append(k)
         if rows:
             d = torch.stack(means).to(self.device) - stats.span_mean
-            dist = ((d @ stats.span_precision) * d).sum(1).clamp_min(0).sqrt().cpu()
+            dist = _mahalanobis(d, stats.span_precision).cpu()
             out[rows] = stats.span_on_full_scale(dist, torch.tensor(counts))
         return out
 
@@ -522,7 +527,7 @@ class DiffusionScorer(WindowScorer):
         if held.shape[0] < 2:
             held, counts = fit_means, fit_counts
         d = held.to(self.device) - stats.span_mean
-        dist = ((d @ stats.span_precision) * d).sum(1).clamp_min(0).sqrt().cpu()
+        dist = _mahalanobis(d, stats.span_precision).cpu()
         stats.component_mean["span"] = float(dist.mean())
         stats.component_std["span"] = max(float(dist.std()), 1e-6)
         # Per count of windows held: a count the held-out recordings have too few of (longer than
