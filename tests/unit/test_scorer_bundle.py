@@ -148,20 +148,6 @@ def test_young_span_raises_no_false_alarm(tiny_bundle):
     assert np.mean(young) < np.mean(full) + 0.5, (young, full)
 
 
-def test_file_score_is_the_mean_of_the_three_highest_windows(tiny_bundle, machine_data):
-    from tests.conftest import run_cli
-
-    bundle = load_bundle(tiny_bundle)
-    assert bundle.scoring.file_aggregate == "top3"
-    f = sorted(machine_data["test"].glob("anomalous_*.wav"))[0]
-    lines = [json.loads(x) for x in run_cli("score", str(tiny_bundle), str(f), "--format", "jsonl", "--device",
-                                            "cpu", check=True).stdout.splitlines()]
-    scores = sorted((x["score"] for x in lines if x["kind"] == "window"), reverse=True)
-    file_line = next(x for x in lines if x["kind"] == "file")
-    assert len(scores) >= 4
-    assert abs(file_line["score"] - sum(scores[:3]) / 3) < 1e-3
-
-
 def test_bundle_from_before_the_span_scale_keeps_its_span_rule(tiny_bundle, tmp_path, windows):
     def as_old(meta):  # round 4 wrote no per-count scale: its spans started at half their length
         meta["normal_stats"].pop("span_count_mean", None)
@@ -169,6 +155,6 @@ def test_bundle_from_before_the_span_scale_keeps_its_span_rule(tiny_bundle, tmp_
 
     old = load_bundle(_edit(tiny_bundle, tmp_path / "old", as_old))
     scorer = old.scorer()
-    if old.stats.span_mean is not None:
-        assert scorer.span_min_windows == max(2, scorer.span_windows // 2)
+    assert old.stats.span_mean is not None  # the tiny bundle's 3 s recordings do fit a span
+    assert scorer.span_min_windows == max(2, scorer.span_windows // 2)
     assert torch.isfinite(scorer.score(windows).scores).all()
