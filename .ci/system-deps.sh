@@ -5,14 +5,20 @@
 #   gst-rtsp-server + plugins, python3-gi   a real RTSP server on 127.0.0.1
 #   mosquitto, openssl                    a real MQTT broker (plain, TLS, password) on 127.0.0.1
 #   chromium                              a real browser for the dashboard test (driven by Playwright)
+#   systemd                               systemd-analyze checks the unit
+# Under CI=true a package that cannot be installed fails the run: the tests that need it would
+# otherwise fail later with less to go on (a skip is a failure there too, tests/helpers/no_skip_in_ci.py).
 set -euo pipefail
 PACKAGES="libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins gir1.2-gst-rtsp-server-1.0
 gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi mosquitto openssl
-chromium fonts-dejavu-core"
-missing=$(for p in $PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
-[ -z "$missing" ] && exit 0
+chromium fonts-dejavu-core systemd"
+missing() { for p in $PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done; }
+todo=$(missing)
+[ -z "$todo" ] && exit 0
 if ! command -v apt-get >/dev/null; then
-    echo "system-deps: no apt-get; install the equivalents of: $missing (live-source tests will be skipped)" >&2
+    echo "system-deps: no apt-get; install the equivalents of: $todo" >&2
+    case "${CI:-}" in true|1|yes) exit 1 ;; esac
+    echo "system-deps: the tests that need them will be skipped" >&2
     exit 0
 fi
 SUDO=""
@@ -20,4 +26,9 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq $missing >/dev/null
+$SUDO apt-get install -y -qq $todo >/dev/null
+still=$(missing)
+if [ -n "$still" ]; then
+    echo "system-deps: still missing after apt-get install: $still" >&2
+    exit 1
+fi

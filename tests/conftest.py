@@ -19,6 +19,8 @@ from sentinel import synth
 
 torch.set_num_threads(2)
 
+pytest_plugins = ["tests.helpers.no_skip_in_ci"]
+
 # Small enough that training and scoring take seconds on two cores; same code paths as default.
 TINY_CONFIG = """
 device: cpu

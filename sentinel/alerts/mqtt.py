@@ -90,9 +90,11 @@ def discovery_messages(cfg: MqttConfig, client_id: str, source: str, version: st
     ]
     out = []
     for component, what, fields in entities:
-        unique = f"sentinel_{node}_{obj}_{what}"
+        # Home Assistant 2026.4 takes the entity id from default_entity_id (with its domain) and no
+        # longer from object_id; object_id stays for versions before 2025.10, which know only it.
         out.append((f"{ha.discovery_prefix}/{component}/{node}/{obj}_{what}/config",
-                    {**fields, "unique_id": unique, "object_id": unique, **common}))
+                    {**fields, "unique_id": f"sentinel_{node}_{obj}_{what}",
+                     "default_entity_id": f"{component}.{obj}_{what}", "object_id": f"{obj}_{what}", **common}))
     return out
 
 

@@ -32,6 +32,8 @@ from sentinel.service.supervisor import RestartPolicy
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo_assets"
 STALE_AUDIO_S = 15.0
 """A source silent for longer than this no longer counts as delivering audio (watchdog)."""
+HEALTHY_AFTER_S = 60.0
+"""A part that has run this long since its last restart gets its first, short restart delay back."""
 
 
 def demo_sources() -> list[SourceConfig]:
@@ -80,6 +82,7 @@ class Daemon:
         self.dashboard = None
         self.pipeline_policy = RestartPolicy()
         self.source_policies: dict[str, RestartPolicy] = {}
+        self.healthy_after_s = HEALTHY_AFTER_S
 
     # -- signals: record only -------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal API
@@ -326,11 +329,12 @@ class Daemon:
                 self.pipeline = fresh
                 fresh.start()
         else:
-            self.pipeline_policy.healthy_for(60)
+            self.pipeline_policy.healthy_for(self.healthy_after_s)
         for name, (sc, src) in list(self.sources.items()):
-            if src.is_alive() or src.finished or self.stop_requested.is_set():
-                continue
             policy = self.source_policies.setdefault(name, RestartPolicy())
+            if src.is_alive() or src.finished or self.stop_requested.is_set():
+                policy.healthy_for(self.healthy_after_s)  # a flaky source that recovered waits 1 s again, not 60
+                continue
             policy.failed()
             if policy.due():
                 self.log.error("source died; restarting", source=name, error=src.error)

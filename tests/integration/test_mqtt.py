@@ -78,6 +78,10 @@ def test_alerts_status_discovery_and_offline_will(tiny_bundle, machine_data, tmp
         score = configs["homeassistant/sensor/bench-7/quiet_score/config"]
         connected = configs["homeassistant/binary_sensor/bench-7/quiet_connected/config"]
         assert connected["device_class"] == "connectivity"
+        # The entity ids the README's automation names (Home Assistant 2026.4 reads default_entity_id).
+        assert problem["default_entity_id"] == "binary_sensor.loud_anomaly"
+        assert score["default_entity_id"] == "sensor.quiet_score"
+        assert connected["default_entity_id"] == "binary_sensor.quiet_connected"
         for c in (problem, score, connected):
             assert c["unique_id"] and c["name"] and c["value_template"]
             assert c["availability_topic"] == "sentinel/availability"
