@@ -40,8 +40,8 @@ def main() -> int:
     from sentinel.image import evaluation, mvtec
     from sentinel.image.io import load_images
     from sentinel.image.train import fit_image_map, train_images
+    from sentinel.scoring.config import ScoringConfig
     from sentinel.scoring.patch_memory import PatchMapConfig
-    from sentinel.scoring.scorer import ScoringConfig
     from sentinel.training.trainer import TrainingConfig
 
     bundle_dir, cat, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])

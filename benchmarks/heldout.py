@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -177,7 +178,7 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict, float, str]]
 
     from sentinel.bundle import load_bundle
     from sentinel.scoring.calibration import calibrate
-    from sentinel.scoring.scorer import ScoringConfig, file_score
+    from sentinel.scoring.config import ScoringConfig
     from sentinel.training.trainer import refit
 
     root = out / "data" / s
@@ -215,7 +216,8 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict, float, str]]
             aggregate = scorer.config.file_aggregate if variant is None else variant[2]
             cw, tw, lw, qw = windows(cal), windows(test), windows(loud), windows(quiet)
             thr = calibrate(np.concatenate(cw), hop, len(cw), false_alarms_per_hour=1.0).threshold
-            files = np.array([file_score(torch.from_numpy(w), aggregate) for w in tw])
+            post = dataclasses.replace(scorer.post, config=dataclasses.replace(scorer.config, file_aggregate=aggregate))
+            files = np.array([post.file_score(torch.from_numpy(w)) for w in tw])
             flagged = np.array([bool((w > thr).any()) for w in tw])
             normal_w = [w for w, y in zip(tw, labels, strict=True) if y == 0]
             row = {"set": s, "group": group(s), "variant": name, **_metrics(labels, files, flagged),
@@ -309,7 +311,7 @@ def main() -> int:
     if a.stage in ("all", "train"):
         train(a.out, a.sets, a.steps, a.ae_steps, a.seed)
     if a.stage in ("all", "eval"):
-        from sentinel.scoring.scorer import ScoringConfig
+        from sentinel.scoring.config import ScoringConfig
 
         cfg = ScoringConfig()
         tol, agg = cfg.level_tolerance_db, cfg.file_aggregate

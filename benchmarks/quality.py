@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from sentinel.scoring.scorer import ScoringConfig
+from sentinel.scoring.config import ScoringConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "bench" / "make_devset.py"

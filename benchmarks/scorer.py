@@ -29,16 +29,17 @@ from pathlib import Path
 import torch
 
 from sentinel.bundle import Bundle, load_bundle
-from sentinel.config import SentinelConfig
 from sentinel.diffusion.unet import UNet
 from sentinel.features.extractor import FeatureExtractor
 from sentinel.scoring.scorer import DiffusionScorer
+from sentinel.training.config import TrainConfig
+from sentinel.training.statistics import fit_statistics
 
 HOP_S = 0.5
 
 
 def default_bundle(base: int | None = None) -> Bundle:
-    cfg = SentinelConfig()
+    cfg = TrainConfig()
     model_cfg = dataclasses.replace(cfg.model, in_channels=cfg.features.channels,
                                     base_channels=base or cfg.model.base_channels)
     torch.manual_seed(0)
@@ -46,8 +47,9 @@ def default_bundle(base: int | None = None) -> Bundle:
     scorer = DiffusionScorer(model, cfg.scheduler, extractor, cfg.scoring)
     noise = torch.randn(96, cfg.features.window_samples) * 0.1
     clips = [torch.randn(cfg.features.sample_rate * 6) * 0.1 for _ in range(8)]  # for the span statistics
-    stats = scorer.fit(noise[:64], noise[64:], span_recordings=(clips[:6], clips[6:]))
-    return Bundle(model=model, extractor=extractor, scheduler=cfg.scheduler, scoring=cfg.scoring, stats=stats)
+    stats, post = fit_statistics(scorer, noise[:64], noise[64:], span_recordings=(clips[:6], clips[6:]))
+    return Bundle(model=model, extractor=extractor, scheduler=cfg.scheduler, scoring=cfg.scoring, stats=stats,
+                  post=post)
 
 
 def sync(device: torch.device) -> None:
@@ -84,8 +86,8 @@ def profile(scorer: DiffusionScorer, windows: torch.Tensor, device: torch.device
     with torch.inference_mode():
         x0 = scorer.extractor(w).contiguous(memory_format=scorer.memory_format)
         recons = scorer.reconstruct(x0)
-        raw = scorer._raw(w)
-        comps = scorer._components(raw, stats)
+        raw = scorer.raw(w)
+        comps = scorer.components(raw, stats)
         b = w.shape[0]
         nan_span = torch.full((b,), float("nan"), device=device)  # windows scored alone have no span
         stages["copy to device"] = 1 / rate(lambda: windows.to(device), b, seconds, device)
@@ -96,7 +98,7 @@ def profile(scorer: DiffusionScorer, windows: torch.Tensor, device: torch.device
         stages["residuals"] = 1 / rate(
             lambda: torch.stack([(r - x0).pow(2).mean(1) for r in recons]).mean(0), b, seconds, device)
         stages["components + combine"] = 1 / rate(
-            lambda: scorer._combine({**scorer._components(raw, stats), "span": nan_span}, stats), b, seconds, device)
+            lambda: scorer.post.window_scores({**scorer.components(raw, stats), "span": nan_span}), b, seconds, device)
         stages["copy to host"] = 1 / rate(lambda: {k: v.cpu() for k, v in comps.items()}, b, seconds, device)
     whole = 1 / rate(lambda: scorer.score(windows), b, seconds, device)
     stages["python and glue (rest)"] = max(0.0, whole - sum(stages.values()))
@@ -130,10 +132,10 @@ def main() -> int:
     fast = bundle.scorer(device)
     ref_cfg = dataclasses.replace(bundle.scoring, steps=a.reference_steps)
     reference = DiffusionScorer(copy.deepcopy(bundle.model), bundle.scheduler, bundle.extractor, ref_cfg,
-                                bundle.stats, device=device, channels_last=False)
+                                bundle.stats, bundle.post, device=device, channels_last=False)
     n_naive = 4 if device.type == "cpu" else 16
     naive = rate(lambda: naive_reference(reference, windows[:n_naive]), n_naive, a.seconds, device)
-    print(f"fast path precision: {fast.autocast_dtype or torch.float32} network passes, channels_last, "
+    print(f"fast path precision: {fast.pipeline.autocast_dtype or torch.float32} network passes, channels_last, "
           f"default batch {fast.batch_size}")
     print(f"\nnaive reference (1 window at a time, {a.reference_steps} DDIM steps x "
           f"{len(bundle.scoring.strengths)} strengths, NCHW): {naive:.1f} windows/s, RTF {naive * HOP_S:.1f}")

@@ -32,7 +32,7 @@ from sentinel.alerts.journal import Journal
 from sentinel.alerts.publisher import Publisher
 from sentinel.bundle import load_bundle
 from sentinel.capture.file import FileSource
-from sentinel.service.daemon import DEMO_DIR
+from sentinel.config import DEMO_DIR
 from sentinel.service.pipeline import Pipeline, PipelineSettings
 
 
@@ -138,7 +138,7 @@ def dashboard_compare(bundle, scorer, recording: Path, seconds: float, pairs: in
     spec = bundle.features
     state = DashboardState(3600, 0.5, {"bundle": bundle.bundle_id})
     board = DashboardServer(WebConfig(port=port), state, clips_dir=None, audio_tail=lambda n, s: None,
-                            sample_rate=spec.sample_rate, window_s=spec.window_seconds, clip_pre_s=2.0)
+                            features=spec, clip_pre_s=2.0)
     board.serve()
     args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"]

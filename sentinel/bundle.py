@@ -2,16 +2,18 @@
 
 Everything needed to score travels together: network weights, feature normalisation, normal
 statistics (tensors, in safetensors) and the model, scheduler, feature and scoring configs
-plus calibration (JSON). Loading never unpickles anything.
+plus the post-processor: component scaling and calibration (JSON). Loading never unpickles
+anything. A bundle of an older format is read through `migrate()`, which writes out what it
+implied, so the rest of the code knows only today's format.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,13 +32,17 @@ from sentinel.features.extractor import FeatureExtractor
 from sentinel.features.image_extractor import ImageExtractor
 from sentinel.features.image_spec import ImageSpec
 from sentinel.features.spec import LEGACY_FEATURES, FeatureSpec
+from sentinel.files import atomic_write
 from sentinel.scoring.calibration import Calibration
+from sentinel.scoring.config import ScoringConfig
 from sentinel.scoring.image_scorer import ImageScorer
 from sentinel.scoring.patch_memory import PatchMapConfig, PatchMemory
-from sentinel.scoring.scorer import DiffusionScorer, NormalStats, ScoringConfig, WindowScorer
+from sentinel.scoring.postprocess import PostProcessor
+from sentinel.scoring.scorer import DiffusionScorer, WindowScorer
+from sentinel.scoring.stats import NormalStats
 
 FORMAT = "sentinel-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 WEIGHTS = "weights.safetensors"
 META = "bundle.json"
 _NORMALISATION = ("bin_mean", "bin_std", "channel_mean", "channel_std")
@@ -50,7 +56,8 @@ class Bundle:
     scoring: ScoringConfig
     stats: NormalStats | None
     """None for the autoencoder baseline, which scores raw reconstruction error."""
-    calibration: Calibration | None = None
+    post: PostProcessor | None = None
+    """Component scaling, file aggregate, threshold and verdict (None: the scoring recipe's, unfitted)."""
     training: dict[str, Any] = field(default_factory=dict)
     bundle_id: str = ""
     path: Path | None = None
@@ -72,9 +79,24 @@ class Bundle:
     def spec(self) -> FeatureSpec | ImageSpec:
         return self.extractor.spec
 
+    def __post_init__(self) -> None:
+        if self.post is None:
+            self.post = PostProcessor(self.scoring)
+
+    @property
+    def calibration(self) -> Calibration | None:
+        assert self.post is not None
+        return self.post.calibration
+
+    @calibration.setter
+    def calibration(self, value: Calibration | None) -> None:
+        assert self.post is not None
+        self.post.calibration = value
+
     @property
     def threshold(self) -> float | None:
-        return self.calibration.threshold if self.calibration else None
+        assert self.post is not None
+        return self.post.threshold
 
     @property
     def model_kind(self) -> str:
@@ -86,18 +108,14 @@ class Bundle:
         model, extractor = self.model, self.extractor
         if torch.device(device).type != "cpu":
             model, extractor = copy.deepcopy(model), copy.deepcopy(extractor)
+        assert self.post is not None
+        scoring = scoring or self.scoring
+        post = dataclasses.replace(self.post, config=scoring)
         if isinstance(model, DenseAutoencoder):
             assert isinstance(extractor, FeatureExtractor)
-            return AutoencoderScorer(model, extractor, scoring or self.scoring, device=device)
-        diffusion = DiffusionScorer(model, self.scheduler, extractor, scoring or self.scoring, self.stats,
-                                    device=device)
+            return AutoencoderScorer(model, extractor, scoring, post, device=device)
+        diffusion = DiffusionScorer(model, self.scheduler, extractor, scoring, self.stats, post, device=device)
         return ImageScorer(diffusion, self.patch_memory) if self.patch_memory is not None else diffusion
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def _meta(bundle: Bundle) -> dict:
@@ -114,8 +132,7 @@ def _meta(bundle: Bundle) -> dict:
         "model": bundle.model.config.to_dict(),
         "scheduler": bundle.scheduler.to_dict(),
         "scoring": bundle.scoring.to_dict(),
-        "normal_stats": bundle.stats.json() if bundle.stats else None,
-        "calibration": bundle.calibration.to_dict() if bundle.calibration else None,
+        "postprocess": bundle.post.to_dict() if bundle.post else None,
         "image_map": bundle.patch_memory.meta() if bundle.patch_memory else None,
         "training": bundle.training,
     }
@@ -132,7 +149,7 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
     if bundle.patch_memory is not None:
         tensors.update(bundle.patch_memory.tensors())
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    _atomic_write(path / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
+    atomic_write(path / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
     bundle.bundle_id = hashlib.sha256((path / WEIGHTS).read_bytes()).hexdigest()[:12]
     bundle.path = path
     write_meta(bundle)
@@ -143,7 +160,7 @@ def write_meta(bundle: Bundle) -> None:
     """Rewrite only bundle.json (e.g. after calibration); the weights stay as they are."""
     assert bundle.path is not None
     text = json.dumps(_meta(bundle), indent=2) + "\n"
-    _atomic_write(bundle.path / META, lambda p: p.write_text(text))
+    atomic_write(bundle.path / META, lambda p: p.write_text(text))
 
 
 def _typed(kind: type, value: Any, where: str, path: Path):
@@ -167,8 +184,35 @@ def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.T
                               f"{META} implies {tuple(ref.shape)}; the files do not belong together, retrain it")
 
 
-def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) -> Bundle:
-    """Load a bundle; refuse one from another format version or with a different feature spec."""
+def migrate(meta: dict) -> dict:
+    """bundle.json of format 1 -> format 2, with what a version-1 bundle implied written out:
+    features it predates take their old behaviour (LEGACY_FEATURES), a scoring recipe without a
+    level tolerance scored every dB of level, one without a file aggregate ranked by the peak
+    window, a span fitted before the per-count scale spoke from half a span, and the component
+    scaling and calibration move into the post-processor."""
+    if meta.get("format_version") != 1:
+        return meta
+    out = {k: v for k, v in meta.items() if k not in ("normal_stats", "calibration")}
+    if (meta.get("modality") or "audio") == "audio" and isinstance(meta.get("features"), dict):
+        out["features"] = {**LEGACY_FEATURES, **meta["features"]}
+    scoring = {"level_tolerance_db": 0.0, "file_aggregate": "max", **(meta.get("scoring") or {})}
+    stats = meta.get("normal_stats") or {}
+    if "span" in stats.get("component_mean", {}) and stats.get("span_count_mean") is None:
+        hop = scoring.get("hop_seconds", ScoringConfig.hop_seconds)
+        windows = max(1, round(scoring.get("span_seconds", ScoringConfig.span_seconds) / hop))
+        scoring["span_min_seconds"] = max(2, windows // 2) * hop
+    out["scoring"] = scoring
+    out["postprocess"] = {"component_mean": stats.get("component_mean", {}),
+                          "component_std": stats.get("component_std", {}),
+                          "span_count_mean": stats.get("span_count_mean"),
+                          "span_count_std": stats.get("span_count_std"),
+                          "calibration": meta.get("calibration")}
+    out["format_version"] = 2
+    return out
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load a bundle (an older format through `migrate`); refuse one this version cannot read."""
     path = Path(path)
     meta_path, weights_path = path / META, path / WEIGHTS
     if not path.is_dir():
@@ -179,6 +223,8 @@ def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) ->
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise BundleError(f"bundle {path}: {META} is not valid JSON ({e}); restore or retrain it") from None
+    if meta.get("format") == FORMAT:
+        meta = migrate(meta)
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"bundle {path}: format {meta.get('format')!r} version {meta.get('format_version')!r}, "
@@ -187,30 +233,18 @@ def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) ->
     modality = meta.get("modality", "audio")
     if modality not in ("audio", "image"):
         raise BundleError(f"bundle {path}: modality {modality!r} is neither audio nor image; retrain it")
-    features = meta.get("features")
-    if modality == "audio" and isinstance(features, dict):
-        features = {**LEGACY_FEATURES, **features}  # keys this bundle predates: the behaviour it was trained with
-    spec = _typed(FeatureSpec if modality == "audio" else ImageSpec, features, "features", path)
+    spec = _typed(FeatureSpec if modality == "audio" else ImageSpec, meta.get("features"), "features", path)
     if spec.digest() != meta.get("feature_hash"):
         raise BundleError(
             f"bundle {path}: feature spec does not match its hash ({meta.get('feature_hash')} stored, "
             f"{spec.digest()} computed); the bundle was edited or is damaged, retrain it"
-        )
-    if expect_features is not None and modality != "audio":
-        raise BundleError(f"bundle {path}: an image model; the daemon scores audio, train it on recordings")
-    if expect_features is not None and expect_features != spec:
-        diff = [k for k, v in spec.to_dict().items() if expect_features.to_dict()[k] != v]
-        raise BundleError(
-            f"bundle {path}: its features differ from the configured ones in {', '.join(diff)}; "
-            "use the bundle's features or retrain"
         )
     kind = meta.get("model_kind", "diffusion")
     if kind not in ("diffusion", "autoencoder"):
         raise BundleError(f"bundle {path}: model_kind {kind!r} is neither diffusion nor autoencoder; retrain it")
     model_cfg = _typed(UNetConfig if kind == "diffusion" else AutoencoderConfig, meta.get("model"), "model", path)
     scheduler = _typed(SchedulerConfig, meta.get("scheduler"), "scheduler", path)
-    # Bundles from before the level tolerance scored every dB of level change: keep them as they were.
-    scoring = _typed(ScoringConfig, {"level_tolerance_db": 0.0, **(meta.get("scoring") or {})}, "scoring", path)
+    scoring = _typed(ScoringConfig, meta.get("scoring"), "scoring", path)
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as e:
@@ -230,8 +264,8 @@ def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) ->
         for name, buf in extractor.named_buffers():
             if name in _NORMALISATION:
                 buf.copy_(tensors[f"features.{name}"])
-        stats = NormalStats.from_parts(tensors, meta["normal_stats"]) if kind == "diffusion" else None
-        calibration = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
+        stats = NormalStats.from_tensors(tensors) if kind == "diffusion" else None
+        post = PostProcessor.from_dict(scoring, meta.get("postprocess") or {})
         patch_memory = None
         if modality == "image" and meta.get("image_map"):
             map_config = _typed(PatchMapConfig, meta["image_map"].get("config"), "image_map.config", path)
@@ -248,7 +282,7 @@ def load_bundle(path: str | Path, expect_features: FeatureSpec | None = None) ->
         scheduler=scheduler,
         scoring=scoring,
         stats=stats,
-        calibration=calibration,
+        post=post,
         training=meta.get("training", {}),
         bundle_id=meta.get("bundle_id", ""),
         path=path,

@@ -1,30 +1,27 @@
-"""Typed configuration: YAML -> validated models, once at start-up. Unknown keys are refused.
+"""The config of `sentinel run`: sources, daemon, alerts, metrics, web and device. YAML ->
+validated models, once at start-up; unknown keys are refused.
 
-Each section is the plain dataclass that its part takes (FeatureSpec, UNetConfig, ...), so a
-key's default, doc line and bounds live in exactly one place: beside the code that uses it.
+Training, feature, model and scoring settings belong to `sentinel train`'s config
+(sentinel.training.config) and to the bundle, which carries them: loading this config imports
+no trainer. Each section is the model its part takes, so a key's default, doc line and bounds
+live in one place.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sentinel import configfile
 from sentinel.alerts.settings import MqttConfig
-from sentinel.baseline.autoencoder import AutoencoderConfig
-from sentinel.diffusion.schedulers import SchedulerConfig
-from sentinel.diffusion.unet import UNetConfig
 from sentinel.errors import ConfigError
-from sentinel.features.image_spec import ImageSpec
-from sentinel.features.spec import FeatureSpec
-from sentinel.scoring.patch_memory import PatchMapConfig
-from sentinel.scoring.scorer import ScoringConfig
-from sentinel.training.trainer import TrainingConfig
 from sentinel.web.settings import WebConfig
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo_assets"
+TRAINING_KEYS = ("features", "image", "image_map", "model", "scheduler", "scoring", "training", "autoencoder")
+"""Top-level keys of `sentinel train`'s config: a run config that has one gets a message saying so."""
 
 
 class SourceConfig(BaseModel):
@@ -57,8 +54,18 @@ class SourceConfig(BaseModel):
 class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    bundle: Annotated[str | None, Field(description="Model bundle folder; null = the built-in demo bundle.")] = None
-    hop_seconds: Annotated[float, Field(gt=0, description="Hop between scored windows, s.")] = 0.5
+    @model_validator(mode="before")
+    @classmethod
+    def _one_hop(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "hop_seconds" in data:
+            raise ValueError("hop_seconds: the daemon hops by its bundle's scoring.hop_seconds (the hop "
+                             "`sentinel score` uses too); remove this key")
+        return data
+
+    bundle: Annotated[
+        str | None, Field(description="Model bundle folder the sources are scored with (sentinel train --out); "
+                          "its scoring.hop_seconds is the hop between scored windows.")
+    ] = None
     buffer_seconds: Annotated[float, Field(gt=0, description="Ring buffer per source, s.")] = 30.0
     max_batch: Annotated[int, Field(ge=1, description="Most windows scored in one batch.")] = 32
     max_wait_ms: Annotated[float, Field(ge=0, description="Wait this long for a fuller batch, ms.")] = 20.0
@@ -106,37 +113,24 @@ class MetricsConfig(BaseModel):
     port: Annotated[int, Field(ge=1, le=65535, description="TCP port of the metrics endpoint.")] = 9464
 
 
-class SentinelConfig(BaseModel):
-    """The whole configuration file."""
+class RunConfig(BaseModel):
+    """The config file of `sentinel run`."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid")
 
     device: Annotated[str, Field(description="auto (GPU if present), cpu, or cuda[:N].")] = "auto"
-    features: Annotated[FeatureSpec, Field(description="Audio -> model input.")] = FeatureSpec()
-    image: Annotated[ImageSpec, Field(description="Image -> model input (sentinel train --modality image).")] = (
-        ImageSpec()
-    )
-    image_map: Annotated[
-        PatchMapConfig, Field(description="Image anomaly maps: patch memory over denoiser features and texture energy.")
-    ] = PatchMapConfig()
-    model: Annotated[UNetConfig, Field(description="Denoiser network shape.")] = UNetConfig()
-    scheduler: Annotated[SchedulerConfig, Field(description="Noise schedule.")] = SchedulerConfig()
-    scoring: Annotated[ScoringConfig, Field(description="Scoring and combination.")] = ScoringConfig()
-    training: Annotated[TrainingConfig, Field(description="Optimisation.")] = TrainingConfig()
-    autoencoder: Annotated[
-        AutoencoderConfig, Field(description="DCASE 2020 autoencoder baseline (sentinel train --model autoencoder).")
-    ] = AutoencoderConfig()
-    daemon: Annotated[DaemonConfig, Field(description="The streaming daemon (sentinel run).")] = DaemonConfig()
+    daemon: Annotated[DaemonConfig, Field(description="The streaming daemon.")] = DaemonConfig()
     alerts: Annotated[AlertsConfig, Field(description="Where alerts go.")] = AlertsConfig()
     metrics: Annotated[MetricsConfig, Field(description="Prometheus endpoint (off by default).")] = MetricsConfig()
     web: Annotated[WebConfig, Field(description="Live dashboard of the daemon (loopback by default).")] = WebConfig()
     sources: Annotated[
         list[SourceConfig],
-        Field(description="Audio sources of the daemon; empty = the built-in demo file source."),
+        Field(description="Audio sources to monitor (at least one; `sentinel run` without --config runs the "
+              "built-in demo source)."),
     ] = []
 
     @model_validator(mode="after")
-    def _unique_sources(self) -> SentinelConfig:
+    def _unique_sources(self) -> RunConfig:
         names = [s.name for s in self.sources]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -144,127 +138,51 @@ class SentinelConfig(BaseModel):
         return self
 
 
-def _yaml_lines(text: str) -> dict[tuple, int]:
-    """Key path -> 1-based line of its value in the YAML text (for error messages)."""
-    lines: dict[tuple, int] = {}
-
-    def walk(node, path: tuple) -> None:
-        lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                walk(v, (*path, k.value))
-                lines[(*path, k.value)] = k.start_mark.line + 1  # the key's line, not its value's
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, (*path, i))
-
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return lines
-    if root is not None:
-        walk(root, ())
-    return lines
+def demo_config() -> RunConfig:
+    """What `sentinel run` runs without --config: the built-in recording replayed in real time, in a
+    loop, through the built-in bundle."""
+    return RunConfig(
+        daemon=DaemonConfig(bundle=str(DEMO_DIR / "bundle")),
+        sources=[SourceConfig(name="demo", kind="file", path=str(DEMO_DIR / "recording.flac"), realtime=True,
+                              loop=True)],
+    )
 
 
-def _format_errors(source: str, err: ValidationError, text: str | None = None) -> str:
-    where = _yaml_lines(text) if text else {}
-    lines = []
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        value = e.get("input")
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
-        line = next((where[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in where), None)
-        at = f":{line}" if line else ""
-        lines.append(f"{source}{at}: {key}{shown}: {e['msg'].removeprefix('Value error, ')}")
-    return "\n".join(lines)
+def parse_config(data: Any, source: str = "config", text: str | None = None) -> RunConfig:
+    elsewhere = {k: "a training setting: `sentinel run` takes it from the bundle; move it to the config you "
+                    "give `sentinel train`" for k in TRAINING_KEYS}
+    cfg = configfile.parse(RunConfig, data, source, text, elsewhere)
+    if not cfg.sources:
+        raise ConfigError(f"{source}: sources: none configured; add at least one (the file has commented "
+                          "examples), or run `sentinel run` without --config for the built-in demo")
+    if cfg.daemon.bundle is None:
+        raise ConfigError(f"{source}: daemon.bundle: not set; give the bundle folder the sources are scored with "
+                          "(sentinel train --out DIR, then sentinel calibrate DIR)")
+    return cfg
 
 
-def parse_config(data: Any, source: str = "config", text: str | None = None) -> SentinelConfig:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: top level must be a mapping of sections, got {type(data).__name__}")
-    try:
-        return SentinelConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_format_errors(source, e, text)) from None
-
-
-def load_config(path: str | Path | None) -> SentinelConfig:
-    """The config at `path`, or all defaults when None."""
+def load_config(path: str | Path | None) -> RunConfig:
+    """The config at `path`; the built-in demo's when None."""
     if path is None:
-        return SentinelConfig()
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config ({e.strerror}); check the --config path") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        return demo_config()
+    data, text = configfile.read(path)
     return parse_config(data, str(path), text)
 
 
-def _yaml_value(v: Any) -> str:
-    if isinstance(v, tuple):
-        v = list(v)
-    return yaml.safe_dump(v, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
-
-
-def _field_docs(cls: type) -> dict[str, str]:
-    """Field name -> description, for pydantic models and for our Annotated dataclasses."""
-    if issubclass(cls, BaseModel):
-        return {k: v.description or "" for k, v in cls.model_fields.items()}
-    hints = typing.get_type_hints(cls, include_extras=True)
-    docs = {}
-    for f in dataclasses.fields(cls):
-        meta = getattr(hints[f.name], "__metadata__", ())
-        docs[f.name] = next((m.description for m in meta if getattr(m, "description", None)), "")
-    return docs
-
-
-def _section_lines(value: Any, indent: str) -> list[str]:
-    """One section's keys with their doc lines; a nested section (alerts.mqtt) indents further."""
-    lines = []
-    for key, doc in _field_docs(type(value)).items():
-        lines.append(f"{indent}# {doc}")
-        sub = getattr(value, key)
-        if isinstance(sub, BaseModel):
-            lines.append(f"{indent}{key}:")
-            lines += _section_lines(sub, indent + "  ")
-        else:
-            lines.append(f"{indent}{key}: {_yaml_value(sub)}")
-    return lines
-
-
 def example_yaml() -> str:
-    """The fully commented default config (configs/sentinel.yaml is this text; a test checks)."""
-    lines = [
-        "# Sentinel configuration. Every key is optional: shown here with its default.",
-        "# Unknown keys are refused; an error names the key, the value and what is wrong.",
-        "",
+    """The installed example config (configs/sentinel.yaml is this text; a test checks)."""
+    header = [
+        "# Sentinel daemon configuration (sentinel run --config FILE). Every key but sources and",
+        "# daemon.bundle is optional: shown here with its default. Unknown keys are refused; an error",
+        "# names the key, the value and what is wrong. `sentinel check-config FILE` checks a file.",
+        "# Training settings (features, model, scoring, training) go to `sentinel train --config`",
+        "# (configs/train.yaml); the bundle carries them.",
     ]
-    defaults = SentinelConfig()
-    for name, info in SentinelConfig.model_fields.items():
-        value = getattr(defaults, name)
-        lines.append(f"# {info.description}")
-        if isinstance(value, (str, list)):
-            lines += [f"{name}: {_yaml_value(value)}", ""]
-            continue
-        lines.append(f"{name}:")
-        lines += _section_lines(value, "  ")
-        lines.append("")
-    lines += [
-        "# A source per entry, for example:",
+    footer = [
+        "# The sources to monitor: at least one, or the daemon refuses to start. For example:",
         "# sources:",
-        "#   - {name: line1, kind: file, path: recordings/line1.wav, realtime: true, loop: true}",
-        "#   - {name: bench, kind: microphone, device: default}",
+        "#   - {name: line1, kind: microphone, device: default}",
         "#   - {name: gate, kind: rtsp, url: rtsp://127.0.0.1:8554/audio, threshold: 4.0}",
-        "",
+        "#   - {name: replay, kind: file, path: recordings/line1.wav, realtime: true, loop: true}",
     ]
-    return "\n".join(lines)
+    return configfile.example_yaml(RunConfig(), header, footer, skip=("sources",))

@@ -7,6 +7,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from sentinel.features.spec import FeatureSpec
+
 
 def roc_plot(labels: np.ndarray, scores: np.ndarray, threshold: float | None, path: str | Path,
              title: str = "") -> None:
@@ -37,22 +39,32 @@ def roc_plot(labels: np.ndarray, scores: np.ndarray, threshold: float | None, pa
     plt.close(fig)
 
 
-def score_plot(wave: np.ndarray, sample_rate: int, starts_s: list[float], window_s: float, scores: np.ndarray,
+def score_axis(ax, scores: np.ndarray, threshold: float | None) -> None:
+    """A y axis on which the threshold and peaks far above it both show: linear up to the
+    threshold, logarithmic above (symlog). A linear axis lays a threshold of 3.6 flat under
+    peaks of 200."""
+    top = float(np.nanmax(scores)) if len(scores) else 0.0
+    if threshold is not None and threshold > 0 and top > 4 * threshold:
+        ax.set_yscale("symlog", linthresh=threshold, linscale=1.5)
+
+
+def score_plot(wave: np.ndarray, features: FeatureSpec, starts_s: list[float], window_s: float, scores: np.ndarray,
                threshold: float | None, path: str | Path | BinaryIO, title: str = "",
                components: dict[str, np.ndarray] | None = None) -> None:
-    """A recording's log-mel spectrogram with its window scores under it, on one time axis, as PNG:
-    where in time and frequency a miss or a false alarm comes from."""
+    """A recording's log-mel spectrogram (the bundle's, as the model sees it) with its window
+    scores under it, on one time axis, as PNG: where in time and frequency a miss or a false
+    alarm comes from."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import torch
-    import torchaudio
 
-    mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=1024, hop_length=256, n_mels=128)
+    from sentinel.features.mel import LogMel
+
     with torch.inference_mode():
-        db = (10 * torch.log10(mel(torch.as_tensor(wave, dtype=torch.float32)) + 1e-10)).numpy()
-    duration = max(len(wave) / sample_rate, 1e-3)
+        db = LogMel(features)(torch.as_tensor(wave, dtype=torch.float32)).numpy()
+    duration = max(len(wave) / features.sample_rate, 1e-3)
     fig, (a, b) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True, height_ratios=[3, 2])
     a.imshow(db, origin="lower", aspect="auto", extent=(0, duration, 0, db.shape[0]), cmap="magma",
              vmin=db.max() - 80, vmax=db.max())
@@ -67,6 +79,7 @@ def score_plot(wave: np.ndarray, sample_rate: int, starts_s: list[float], window
         for s0, hit in zip(starts_s, above, strict=True):
             if hit:
                 a.axvspan(s0, s0 + window_s, color="red", alpha=0.12)
+    score_axis(b, np.asarray(scores, dtype=float), threshold)
     b.set(xlabel="time (s)", ylabel="window score", xlim=(0, duration))
     b.legend(loc="upper right", fontsize=7, ncols=3)
     fig.tight_layout()

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sentinel.features.spec import FeatureSpec
 from sentinel.plots import score_plot
 
 
-def score_figure_png(wave: np.ndarray, sample_rate: int, starts_s: Sequence[float], window_s: float,
+def score_figure_png(wave: np.ndarray, features: FeatureSpec, starts_s: Sequence[float], window_s: float,
                      scores: np.ndarray, threshold: float | None, title: str = "") -> bytes:
     """The spectrogram with window scores under it and the threshold line, as PNG bytes."""
     buf = io.BytesIO()
-    score_plot(wave, sample_rate, list(starts_s), window_s, np.asarray(scores, dtype=float), threshold, buf,
+    score_plot(wave, features, list(starts_s), window_s, np.asarray(scores, dtype=float), threshold, buf,
                title=title)
     return buf.getvalue()
 
@@ -29,7 +30,8 @@ class LiveSpectrogram:
     """Log-mel of the last seconds of a source, as uint8 rows (low bins first) for a canvas.
 
     numpy only, single-threaded: it runs on the dashboard's thread and must not take torch's
-    intra-op threads from the inference loop."""
+    intra-op threads from the inference loop (which is why it is not sentinel.features.mel's
+    LogMel, the one every other picture and the model use)."""
 
     def __init__(self, sample_rate: int, n_fft: int = 512, hop: int = 512, n_mels: int = 64,
                  dynamic_db: float = 70.0) -> None:
@@ -106,3 +108,43 @@ def html_report(entries: Sequence[ReportEntry], bundle_id: str, threshold: float
         parts.append("</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def write_report(scored: Sequence, post, features: FeatureSpec, bundle_id: str, out) -> None:
+    """`sentinel score --report`: one page for recordings scored by `sentinel.recordings.score_files`,
+    drawn by the code that draws the dashboard's alert views; the verdicts are the post-processor's."""
+    from pathlib import Path
+
+    from sentinel.audio import load_audio
+    from sentinel.errors import DataError
+
+    thr, entries = post.threshold, []
+    for s in scored:
+        png = score_figure_png(load_audio(s.path, features.sample_rate).numpy(), features, s.starts_s, s.window_s,
+                               s.scores, thr, title=f"{s.path.name}  file score {s.file_score:.2f}")
+        flagged = [(a, a + s.window_s, float(v)) for a, v in zip(s.starts_s, s.scores, strict=True)
+                   if post.window_flagged(float(v))]
+        entries.append(ReportEntry(str(s.path), s.file_score, thr, png, flagged))
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html_report(entries, bundle_id, thr), encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"--report {out}: cannot write ({e.strerror}); pick a writable path") from None
+
+
+def write_plots(scored: Sequence, threshold: float | None, features: FeatureSpec, bundle_id: str, folder) -> list:
+    """`sentinel score --plot DIR`: one PNG per recording, its spectrogram with its window scores."""
+    from pathlib import Path
+
+    from sentinel.audio import load_audio
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for s in scored:
+        out = folder / f"{s.path.stem}_scores.png"
+        score_plot(load_audio(s.path, features.sample_rate).numpy(), features, s.starts_s, s.window_s, s.scores,
+                   threshold, out, title=f"{s.path.name}  file score {s.file_score:.2f}  (bundle {bundle_id})")
+        written.append(out)
+    return written

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from sentinel.files import atomic_write
+
 
 def clip_path(directory: str | Path, source: str, event_id: str, start_iso: str) -> Path:
     stamp = re.sub(r"[^0-9T]", "", start_iso)[:15]
@@ -17,10 +19,7 @@ def clip_path(directory: str | Path, source: str, event_id: str, start_iso: str)
 
 def write_clip(path: Path, samples: np.ndarray, sample_rate: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.wav")
     try:
-        sf.write(tmp, samples, sample_rate, subtype="PCM_16")
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: sf.write(tmp, samples, sample_rate, subtype="PCM_16"))
     except (OSError, RuntimeError) as e:  # libsndfile reports a full disk as a RuntimeError
-        tmp.unlink(missing_ok=True)
         raise OSError(getattr(e, "errno", None) or 5, str(e).splitlines()[0] if str(e) else "write failed") from None

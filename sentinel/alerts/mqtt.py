@@ -35,6 +35,7 @@ import paho.mqtt.client as mqtt
 from sentinel.alerts.settings import MqttConfig
 from sentinel.credentials import secret_value
 from sentinel.errors import ConfigError
+from sentinel.files import atomic_write
 
 ONLINE, OFFLINE = "online", "offline"
 
@@ -117,9 +118,8 @@ class JournalCursor:
 
     def save(self, offset: int) -> None:
         self.offset = offset
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"journal": str(self.journal), "offset": offset}))
-        tmp.replace(self.path)
+        atomic_write(self.path, lambda tmp: tmp.write_text(json.dumps({"journal": str(self.journal),
+                                                                        "offset": offset})))
 
 
 class MqttSink(threading.Thread):

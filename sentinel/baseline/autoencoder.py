@@ -19,7 +19,9 @@ from torch import nn
 
 from sentinel.features.extractor import FeatureExtractor
 from sentinel.features.spec import FeatureSpec
-from sentinel.scoring.scorer import ScoreResult, ScoringConfig, WindowScorer
+from sentinel.scoring.config import ScoringConfig
+from sentinel.scoring.postprocess import PostProcessor
+from sentinel.scoring.scorer import ScoreResult, WindowScorer
 
 # DCASE's features; 32 frames of hop 512 = 1.024 s windows, the diffusion model's window length.
 FEATURES = FeatureSpec(n_fft=1024, hop_length=512, n_mels=128, window_frames=32, representation="mel",
@@ -78,11 +80,12 @@ class AutoencoderScorer(WindowScorer):
     """Scores waveform windows with the baseline: mean squared reconstruction error of their vectors."""
 
     def __init__(self, model: DenseAutoencoder, extractor: FeatureExtractor, config: ScoringConfig,
-                 device: torch.device | str = "cpu") -> None:
+                 post: PostProcessor | None = None, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.extractor = extractor.to(self.device)
         self.config = config
+        self.post = post if post is not None else PostProcessor(config)  # file score and verdict; no scaling
         self.batch_size = config.batch_size or 256
 
     @torch.inference_mode()

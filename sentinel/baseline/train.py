@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from sentinel.baseline.autoencoder import FEATURES, SCORING, AutoencoderConfig, DenseAutoencoder, stack_frames
-from sentinel.bundle import Bundle, save_bundle
+from sentinel.bundle import Bundle
 from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.features.extractor import FeatureExtractor
 from sentinel.training.data import load_recordings
-from sentinel.training.trainer import TrainResult
+from sentinel.training.trainer import TrainResult, finish
 
 
 def train_autoencoder(
@@ -59,10 +59,7 @@ def train_autoencoder(
         log("epoch", epoch=epoch + 1, loss=round(loss_avg, 3))
     seconds = time.monotonic() - started
     model = model.eval().cpu()
-    bundle = Bundle(model=model, extractor=extractor, scheduler=SchedulerConfig(), scoring=SCORING, stats=None,
-                    training={"model": "autoencoder", "steps": steps, "seconds": round(seconds, 1),
-                              "final_loss": loss_avg, "recordings": len(recs), "data": [str(d) for d in data],
-                              "device": str(device), "config": config.to_dict(), "seed": seed})
-    save_bundle(bundle, out)
-    log("bundle", path=str(out), bundle_id=bundle.bundle_id)
-    return TrainResult(bundle=bundle, steps=steps, seconds=seconds, final_loss=loss_avg)
+    bundle = Bundle(model=model, extractor=extractor, scheduler=SchedulerConfig(), scoring=SCORING, stats=None)
+    return finish(bundle, {"model": "autoencoder", "steps": steps, "seconds": round(seconds, 1),
+                           "final_loss": loss_avg, "recordings": len(recs), "data": [str(d) for d in data],
+                           "device": str(device), "config": config.to_dict(), "seed": seed}, out, log)

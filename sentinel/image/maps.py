@@ -64,3 +64,18 @@ def save_overlay(image: torch.Tensor, amap: torch.Tensor, path: str | Path, vmax
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray((side * 255).round().astype(np.uint8)).save(path)
     return path
+
+
+def score_image_files(scorer: DiffusionScorer | ImageScorer, size: int, paths, with_maps: bool = False,
+                      warn: Callable[[str], None] = lambda m: None) -> list[ScoredImage]:
+    """Every readable image under `paths` (files, folders, globs), scored; DataError when there is none."""
+    from sentinel.errors import DataError
+    from sentinel.image.io import find_images
+
+    files = find_images(paths)
+    if not files:
+        raise DataError(f"{', '.join(map(str, paths))}: no image files found (png, jpg, ...)")
+    scored = score_images(scorer, files, size, with_maps, on_error=lambda m: warn(f"skipped {m}"))
+    if not scored:
+        raise DataError(f"{', '.join(map(str, paths))}: none of the images is readable")
+    return scored

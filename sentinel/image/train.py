@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from sentinel.bundle import Bundle, save_bundle
+from sentinel.bundle import Bundle
 from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.diffusion.unet import UNetConfig
 from sentinel.errors import DataError
@@ -16,12 +16,15 @@ from sentinel.features.image_spec import ImageSpec
 from sentinel.image import mvtec
 from sentinel.image.io import find_images, load_images
 from sentinel.scoring.calibration import Calibration, calibrate
+from sentinel.scoring.config import ScoringConfig
 from sentinel.scoring.image_scorer import ImageScorer
 from sentinel.scoring.patch_memory import PatchMapConfig, PatchMemory
-from sentinel.scoring.scorer import DiffusionScorer, ScoringConfig
+from sentinel.scoring.scorer import DiffusionScorer
+from sentinel.training.statistics import fit_statistics
 from sentinel.training.trainer import (
     TrainingConfig,
     TrainResult,
+    finish,
     fit_denoiser,
     holdout_split,
     start_run,
@@ -102,15 +105,12 @@ def train_images(
 
     scorer = DiffusionScorer(fit.ema, scheduler_config, extractor.to(device), scoring, device=device)
     fit_set = images[train_idx][: config.fit_windows]
-    stats = scorer.fit(fit_set, images[hold_idx])
+    stats, post = fit_statistics(scorer, fit_set, images[hold_idx])
     memory, calibration = fit_image_map(scorer, fit_set, images[hold_idx], map_config or PatchMapConfig(),
                                         config.seed)
     log("image map", memory=int(memory.memory.shape[0]), holdout=len(hold_idx),
         threshold=round(calibration.threshold, 3) if calibration else None)
+    post.calibration = calibration
     bundle = Bundle(model=fit.ema.cpu(), extractor=extractor.cpu(), scheduler=scheduler_config, scoring=scoring,
-                    stats=stats, calibration=calibration,
-                    training=training_record(fit, config, data, len(files), device, world),
-                    patch_memory=memory.to(torch.device("cpu")))
-    save_bundle(bundle, out)
-    log("bundle", path=str(out), bundle_id=bundle.bundle_id)
-    return TrainResult(bundle=bundle, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)
+                    stats=stats.to(torch.device("cpu")), post=post, patch_memory=memory.to(torch.device("cpu")))
+    return finish(bundle, training_record(fit, config, data, len(files), device, world), out, log)

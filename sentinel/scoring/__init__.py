@@ -1,6 +1,10 @@
-"""Scoring: the diffusion scorer and its calibration on normal audio."""
+"""Scoring: the diffusion scorer, its post-processor (score -> verdict) and calibration."""
 
 from sentinel.scoring.calibration import Calibration, calibrate
-from sentinel.scoring.scorer import COMPONENTS, DiffusionScorer, NormalStats, ScoreResult, ScoringConfig
+from sentinel.scoring.config import COMPONENTS, ScoringConfig
+from sentinel.scoring.postprocess import PostProcessor
+from sentinel.scoring.scorer import DiffusionScorer, ScoreResult
+from sentinel.scoring.stats import NormalStats
 
-__all__ = ["COMPONENTS", "Calibration", "DiffusionScorer", "NormalStats", "ScoreResult", "ScoringConfig", "calibrate"]
+__all__ = ["COMPONENTS", "Calibration", "DiffusionScorer", "NormalStats", "PostProcessor", "ScoreResult",
+           "ScoringConfig", "calibrate"]

@@ -19,6 +19,7 @@ class ImageScorer(WindowScorer):
         self.config = diffusion.config
         self.batch_size = diffusion.batch_size
         self.stats = diffusion.stats
+        self.post = diffusion.post  # the images' threshold and verdict (image scores are already scaled)
         self.memory = memory.to(diffusion.device)
 
     @torch.inference_mode()
@@ -27,7 +28,7 @@ class ImageScorer(WindowScorer):
         maps = []
         for chunk in images.split(self.batch_size):
             x0 = self.extractor(chunk.to(d.device, torch.float32)).contiguous(memory_format=d.memory_format)
-            with d._autocast():
+            with d.pipeline.autocast():
                 maps.append(self.memory.maps(d.model, x0, images.shape[-1]).float().cpu())
         out = torch.cat(maps) if maps else torch.zeros(0, images.shape[-1], images.shape[-1])
         return self.memory.image_scores(out), out

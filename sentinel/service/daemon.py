@@ -19,7 +19,7 @@ from sentinel.capture.file import FileSource
 from sentinel.capture.microphone import MicrophoneSource
 from sentinel.capture.source import Source
 from sentinel.capture.stream import StreamSource
-from sentinel.config import SentinelConfig, SourceConfig, load_config
+from sentinel.config import RunConfig, SourceConfig, load_config
 from sentinel.credentials import credential_path
 from sentinel.devices import resolve_device
 from sentinel.errors import ConfigError, SentinelError
@@ -29,15 +29,10 @@ from sentinel.service.notify import Notifier
 from sentinel.service.pipeline import Pipeline, PipelineSettings
 from sentinel.service.supervisor import RestartPolicy
 
-DEMO_DIR = Path(__file__).resolve().parents[1] / "demo_assets"
 STALE_AUDIO_S = 15.0
 """A source silent for longer than this no longer counts as delivering audio (watchdog)."""
 HEALTHY_AFTER_S = 60.0
 """A part that has run this long since its last restart gets its first, short restart delay back."""
-
-
-def demo_sources() -> list[SourceConfig]:
-    return [SourceConfig(name="demo", kind="file", path=str(DEMO_DIR / "recording.flac"), realtime=True, loop=True)]
 
 
 def build_source(sc: SourceConfig, sample_rate: int, buffer_seconds: float, log) -> Source:
@@ -53,20 +48,20 @@ def build_source(sc: SourceConfig, sample_rate: int, buffer_seconds: float, log)
     raise ConfigError(f"sources.{sc.name}.kind: unknown kind {sc.kind!r}; use file, microphone or rtsp")
 
 
-def _load_calibrated(cfg: SentinelConfig) -> tuple[str, Bundle]:
-    path = cfg.daemon.bundle or str(DEMO_DIR / "bundle")
+def _load_calibrated(cfg: RunConfig) -> tuple[str, Bundle]:
+    path = str(cfg.daemon.bundle)
     bundle = load_bundle(path)
     if bundle.modality != "audio":
         raise SentinelError(f"daemon.bundle {path}: an image model; the daemon listens to audio, "
                             "give it a bundle trained on recordings")
-    if bundle.threshold is None and any(sc.threshold is None for sc in cfg.sources or demo_sources()):
+    if bundle.threshold is None and any(sc.threshold is None for sc in cfg.sources):
         raise SentinelError(f"bundle {path}: not calibrated; run `sentinel calibrate {path} --normal DIR` "
                             "or give every source a threshold")
     return path, bundle
 
 
 class Daemon:
-    def __init__(self, config: SentinelConfig, config_path: str | Path | None = None) -> None:
+    def __init__(self, config: RunConfig, config_path: str | Path | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.log = get_logger("sentinel.daemon")
@@ -98,9 +93,9 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_hup)
 
     # -- building -------------------------------------------------------------------------------
-    def _open_sources(self, cfg: SentinelConfig, sample_rate: int, keep: dict) -> dict:
+    def _open_sources(self, cfg: RunConfig, sample_rate: int, keep: dict) -> dict:
         out = {}
-        for sc in cfg.sources or demo_sources():
+        for sc in cfg.sources:
             if sc.name in keep and keep[sc.name][0].model_copy(update={"threshold": sc.threshold}) == sc:
                 out[sc.name] = (sc, keep[sc.name][1])  # same capture (a threshold may change): no gap
                 continue
@@ -143,10 +138,11 @@ class Daemon:
         try:
             cfg = load_config(self.config_path)
             _, bundle = _load_calibrated(cfg)
-            old_spec = self.pipeline.scorer.extractor.spec
-            if (bundle.features.sample_rate, bundle.features.window_samples) != (old_spec.sample_rate,
-                                                                                 old_spec.window_samples):
-                raise ConfigError("daemon.bundle: the new bundle has another window or sample rate; restart instead")
+            old_spec, old_hop = self.pipeline.scorer.extractor.spec, self.pipeline.settings.hop_seconds
+            if (bundle.features.sample_rate, bundle.features.window_samples, bundle.scoring.hop_seconds) != (
+                    old_spec.sample_rate, old_spec.window_samples, old_hop):
+                raise ConfigError("daemon.bundle: the new bundle has another window, hop or sample rate; restart "
+                                  "instead")
             if cfg.alerts != self.config.alerts:
                 self.log.warning("alerts settings take effect on restart only; the socket and journal stay")
         except SentinelError as e:
@@ -225,7 +221,7 @@ class Daemon:
 
             a, d = cfg.alerts, cfg.daemon
             settings = PipelineSettings(
-                hop_seconds=d.hop_seconds, max_batch=d.max_batch, max_wait_ms=d.max_wait_ms,
+                hop_seconds=bundle.scoring.hop_seconds, max_batch=d.max_batch, max_wait_ms=d.max_wait_ms,
                 debounce_k=d.debounce_k, debounce_n=d.debounce_n, cooldown_s=d.cooldown_s,
                 clips_dir=a.clips_dir, clip_pre_s=a.clip_pre_s, clip_post_s=a.clip_post_s,
                 status_interval_s=a.status_interval_s, emit_scores=publish_scores or board is not None,
@@ -236,10 +232,6 @@ class Daemon:
             for _, s in self.sources.values():
                 s.start()
             self.pipeline.start()
-            if bundle.scoring.weights.get("span", 0) > 0 and abs(d.hop_seconds - bundle.scoring.hop_seconds) > 1e-9:
-                self.log.warning("daemon.hop_seconds differs from the bundle's scoring.hop_seconds: the span component "
-                                 "averages another number of windows than `sentinel score` does; set them equal",
-                                 daemon_hop=d.hop_seconds, scoring_hop=bundle.scoring.hop_seconds)
             self.log.info("running", sources=list(self.sources), bundle=bundle.bundle_id, endpoint=a.endpoint)
             self._main_loop()
             return 0
@@ -249,7 +241,7 @@ class Daemon:
             for close in reversed(closers):
                 close()
 
-    def _dashboard(self, cfg: SentinelConfig, bundle: Bundle):
+    def _dashboard(self, cfg: RunConfig, bundle: Bundle):
         """The web dashboard, serving already; None when off or its port cannot be had (logged: the
         daemon's job is listening, so a taken port costs the page, not the monitoring)."""
         if not cfg.web.enabled:
@@ -258,18 +250,17 @@ class Daemon:
         from sentinel.web.state import DashboardState
 
         spec, cal = bundle.features, bundle.calibration
-        info = {"bundle": bundle.bundle_id, "bundle_path": str(cfg.daemon.bundle or "built-in demo bundle"),
+        info = {"bundle": bundle.bundle_id, "bundle_path": str(cfg.daemon.bundle),
                 "threshold": bundle.threshold if bundle.threshold is not None else "per source",
                 "calibration": f"{cal.method} {cal.target:g} ({cal.n_files} files, {cal.n_windows} windows)"
                 if cal else "none", "sample_rate": spec.sample_rate,
-                "window_s": spec.window_seconds, "hop_s": cfg.daemon.hop_seconds,
+                "window_s": spec.window_seconds, "hop_s": bundle.scoring.hop_seconds,
                 "trained_steps": bundle.training.get("steps", "?"), "device": str(self.scorer.device)}
-        state = DashboardState(cfg.web.history_minutes * 60, cfg.daemon.hop_seconds, info)
+        state = DashboardState(cfg.web.history_minutes * 60, bundle.scoring.hop_seconds, info)
         state.set_thresholds(self._thresholds(self.sources, bundle))
         state.load_alerts(cfg.alerts.journal)
         board = DashboardServer(cfg.web, state, clips_dir=cfg.alerts.clips_dir, audio_tail=self._audio_tail,
-                                sample_rate=spec.sample_rate, window_s=spec.window_seconds,
-                                clip_pre_s=cfg.alerts.clip_pre_s, log=self.log)
+                                features=spec, clip_pre_s=cfg.alerts.clip_pre_s, log=self.log)
         try:
             board.serve()
         except OSError as e:

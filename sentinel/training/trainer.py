@@ -23,8 +23,13 @@ from sentinel.diffusion.unet import UNet, UNetConfig
 from sentinel.errors import BundleError
 from sentinel.features.extractor import FeatureExtractor
 from sentinel.features.spec import FeatureSpec
-from sentinel.scoring.scorer import DiffusionScorer, NormalStats, ScoringConfig
+from sentinel.files import atomic_write
+from sentinel.scoring.config import ScoringConfig
+from sentinel.scoring.postprocess import PostProcessor
+from sentinel.scoring.scorer import DiffusionScorer
+from sentinel.scoring.stats import NormalStats
 from sentinel.training.data import CropSampler, Recording, load_recordings
+from sentinel.training.statistics import fit_statistics
 from sentinel.windows import sliding_windows
 
 CHECKPOINT = "checkpoint.pt"
@@ -140,13 +145,15 @@ def _windows(recs: list[Recording], spec: FeatureSpec, limit: int, seed: int) ->
 
 
 def _fit_stats(scorer: DiffusionScorer, train_recs: list[Recording], holdout: list[Recording],
-               config: TrainingConfig) -> NormalStats:
+               config: TrainingConfig) -> tuple[NormalStats, PostProcessor]:
     spec = scorer.extractor.spec
-    return scorer.fit(
+    stats, post = fit_statistics(
+        scorer,
         _windows(train_recs, spec, config.fit_windows, config.seed),
         _windows(holdout, spec, config.fit_windows, config.seed + 1),
         span_recordings=([r.wave for r in train_recs], [r.wave for r in holdout]),
     )
+    return stats.to(torch.device("cpu")), post
 
 
 def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device: torch.device,
@@ -161,11 +168,10 @@ def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device
     recs = load_recordings(data, bundle.features, on_error=on_file_error)
     train_recs, holdout = holdout_split(recs, config.holdout_fraction, config.seed)
     scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, scoring, device=device)
-    stats = _fit_stats(scorer, train_recs, holdout, config)
+    stats, post = _fit_stats(scorer, train_recs, holdout, config)
     bundle.model.cpu()
     bundle.extractor.cpu()
-    return dataclasses.replace(bundle, scoring=scoring, stats=stats.to(torch.device("cpu")), calibration=None,
-                               path=None, bundle_id="")
+    return dataclasses.replace(bundle, scoring=scoring, stats=stats, post=post, path=None, bundle_id="")
 
 
 def _lr_factor(step: int, warmup: int) -> float:
@@ -245,9 +251,7 @@ def fit_denoiser(
             return
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
                  "generator": gen.get_state(), "step": step, "elapsed": elapsed}
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, ckpt_path)
+        atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
 
     budget_s = config.max_minutes * 60 if config.max_minutes else math.inf
     started = time.monotonic() - elapsed
@@ -330,18 +334,20 @@ def train(
 
     extractor = extractor.to(device)
     scorer = DiffusionScorer(fit.ema, scheduler_config, extractor, scoring, device=device)
-    stats = _fit_stats(scorer, train_recs, holdout, config)
-    bundle = Bundle(
-        model=fit.ema.cpu(),
-        extractor=extractor.cpu(),
-        scheduler=scheduler_config,
-        scoring=scoring,
-        stats=stats,
-        training=training_record(fit, config, data, len(recs), device, world),
-    )
+    stats, post = _fit_stats(scorer, train_recs, holdout, config)
+    bundle = Bundle(model=fit.ema.cpu(), extractor=extractor.cpu(), scheduler=scheduler_config, scoring=scoring,
+                    stats=stats, post=post)
+    return finish(bundle, training_record(fit, config, data, len(recs), device, world), out, log)
+
+
+def finish(bundle: Bundle, record: dict, out: str | Path, log: Callable[..., None]) -> TrainResult:
+    """The end of every training run (audio, images, the autoencoder): keep the record of how the
+    network was trained (steps, seconds, final_loss, ...) in the bundle, write it, say where."""
+    bundle.training = record
     save_bundle(bundle, out)
     log("bundle", path=str(out), bundle_id=bundle.bundle_id)
-    return TrainResult(bundle=bundle, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)
+    return TrainResult(bundle=bundle, steps=record["steps"], seconds=record["seconds"],
+                       final_loss=record["final_loss"])
 
 
 def training_record(fit: FitResult, config: TrainingConfig, data: list, n_items: int, device: torch.device,

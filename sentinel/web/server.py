@@ -29,6 +29,7 @@ import numpy as np
 from aiohttp import web
 
 from sentinel.credentials import secret_value
+from sentinel.features.spec import FeatureSpec
 from sentinel.render import LiveSpectrogram, score_figure_png
 from sentinel.web.settings import WebConfig
 from sentinel.web.state import DashboardState
@@ -44,13 +45,14 @@ AudioTail = Callable[[str, float], "np.ndarray | None"]
 
 class DashboardServer(threading.Thread):
     def __init__(self, cfg: WebConfig, state: DashboardState, *, clips_dir: str | None, audio_tail: AudioTail,
-                 sample_rate: int, window_s: float, clip_pre_s: float, log=None) -> None:
+                 features: FeatureSpec, clip_pre_s: float, log=None) -> None:
         super().__init__(name="dashboard", daemon=True)
         self.cfg, self.state, self.log = cfg, state, log
         self.clips_dir = Path(clips_dir).resolve() if clips_dir else None
-        self.audio_tail, self.sr, self.window_s, self.clip_pre_s = audio_tail, sample_rate, window_s, clip_pre_s
+        self.audio_tail, self.features, self.clip_pre_s = audio_tail, features, clip_pre_s
+        self.sr, self.window_s = features.sample_rate, features.window_seconds
         self.token = secret_value(cfg.token, "web.token")
-        self.spectrogram = LiveSpectrogram(sample_rate)
+        self.spectrogram = LiveSpectrogram(self.sr)
         self._spec_cache: tuple[float, dict] = (0.0, {})
         self._figures: dict[str, bytes] = {}
         self._render_lock = threading.Lock()  # matplotlib's pyplot is not thread-safe
@@ -236,7 +238,7 @@ class DashboardServer(threading.Thread):
         starts = [off - clip_start for off, _ in pts]
         scores = np.array([s for _, s in pts], dtype=float)
         with self._render_lock:
-            return score_figure_png(wave, sr, starts, self.window_s, scores, alert.get("threshold"),
+            return score_figure_png(wave, self.features, starts, self.window_s, scores, alert.get("threshold"),
                                     title=f"{alert['source']}  {alert['start']}  peak {alert['peak_score']:.2f}")
 
     async def _clip(self, request: web.Request) -> web.StreamResponse:

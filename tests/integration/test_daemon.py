@@ -24,7 +24,7 @@ def write_config(tmp_path, bundle, sources, **daemon):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cfg = {
         "device": "cpu",
-        "daemon": {"bundle": str(bundle), "hop_seconds": 0.128, "max_batch": 16, "cooldown_s": 30, **daemon},
+        "daemon": {"bundle": str(bundle), "max_batch": 16, "cooldown_s": 30, **daemon},
         "alerts": {"endpoint": endpoint, "journal": str(tmp_path / "alerts.jsonl"),
                    "clips_dir": str(tmp_path / "clips"), "clip_pre_s": 0.5, "clip_post_s": 0.5,
                    "status_interval_s": 0.5},

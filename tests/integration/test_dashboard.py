@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 import yaml
 
+from sentinel.features.spec import FeatureSpec
 from sentinel.web.server import DashboardServer
 from sentinel.web.settings import WebConfig
 from sentinel.web.state import DashboardState
@@ -107,7 +108,7 @@ def board(tmp_path, request):
                                 "start_offset_s": 1.0, "start": "2026-01-01T00:00:00+00:00", "peak_score": 9.0,
                                 "threshold": 3.0})
     server = DashboardServer(WebConfig(port=free_port(), token=token), state, clips_dir=str(clips),
-                             audio_tail=lambda name, s: None, sample_rate=16000, window_s=1.0, clip_pre_s=0.5)
+                             audio_tail=lambda name, s: None, features=FeatureSpec(), clip_pre_s=0.5)
     server.serve()
     yield server
     server.close()

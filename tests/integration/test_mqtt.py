@@ -22,7 +22,7 @@ from tests.helpers.mqtt_broker import Broker, Recorder, free_port, make_tls_file
 def daemon_config(tmp_path, bundle, sources, mqtt, **daemon):
     cfg = {
         "device": "cpu",
-        "daemon": {"bundle": str(bundle), "hop_seconds": 0.128, "max_batch": 16, "cooldown_s": 1.0, **daemon},
+        "daemon": {"bundle": str(bundle), "max_batch": 16, "cooldown_s": 1.0, **daemon},
         "alerts": {"endpoint": f"tcp://127.0.0.1:{free_port()}", "journal": str(tmp_path / "alerts.jsonl"),
                    "clips_dir": None, "status_interval_s": 0.5, "mqtt": {"enabled": True, **mqtt}},
         "sources": sources,

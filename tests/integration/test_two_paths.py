@@ -38,7 +38,7 @@ def test_daemon_alerts_are_what_score_flags(tiny_bundle, machine_data, tmp_path)
     assert len(expected) >= 2, "the replay should hold at least two events"
 
     cfg = {"device": "cpu",
-           "daemon": {"bundle": str(tiny_bundle), "hop_seconds": scoring.hop_seconds, "cooldown_s": 1.0,
+           "daemon": {"bundle": str(tiny_bundle), "cooldown_s": 1.0,
                       "max_batch": 7, "exit_when_done": True},
            "alerts": {"endpoint": f"tcp://127.0.0.1:{free_port()}", "journal": str(tmp_path / "alerts.jsonl"),
                       "clips_dir": None},

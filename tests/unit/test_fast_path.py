@@ -20,7 +20,7 @@ def windows(tiny_bundle):
 def _reference(bundle, scoring=None) -> DiffusionScorer:
     """The naive path: NCHW tensors, one window per network call."""
     return DiffusionScorer(copy.deepcopy(bundle.model), bundle.scheduler, bundle.extractor, scoring or bundle.scoring,
-                           bundle.stats, channels_last=False)
+                           bundle.stats, bundle.post, channels_last=False)
 
 
 def test_fast_batched_path_matches_one_window_at_a_time(tiny_bundle, windows):
@@ -45,10 +45,11 @@ def test_fused_one_pass_reconstruction_equals_one_ddim_step_per_level(tiny_bundl
         x0 = fast.extractor(windows)
         fused = fast.reconstruct(x0)
         looped = []
-        for i, t in enumerate(reference.timesteps):
-            noise = reference.noise[i].expand_as(x0)
-            xt = reference.schedule.add_noise(x0, noise, t)
-            looped.append(reference.schedule.pred_original(xt, reference.model(xt, t), t))
+        pipe = reference.pipeline
+        for i, t in enumerate(pipe.timesteps):
+            noise = pipe.noise[i].expand_as(x0)
+            xt = pipe.schedule.add_noise(x0, noise, t)
+            looped.append(pipe.schedule.pred_original(xt, reference.model(xt, t), t))
     for a, b in zip(fused, looped, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
@@ -59,7 +60,7 @@ def test_bfloat16_network_passes_keep_the_ranking(tiny_bundle, windows):
     bundle = load_bundle(tiny_bundle)
     fp32 = bundle.scorer("cpu").score(windows).scores
     bf16 = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, bundle.scoring, bundle.stats,
-                           precision="bfloat16").score(windows).scores
+                           bundle.post, precision="bfloat16").score(windows).scores
     assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
     assert torch.corrcoef(torch.stack([fp32, bf16]))[0, 1] > 0.95
     torch.testing.assert_close(bf16, fp32, atol=0.5, rtol=0.1)

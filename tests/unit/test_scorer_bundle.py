@@ -9,8 +9,7 @@ import torch
 
 from sentinel.bundle import load_bundle
 from sentinel.errors import BundleError
-from sentinel.features.spec import FeatureSpec
-from sentinel.scoring.scorer import ScoringConfig
+from sentinel.scoring.config import ScoringConfig
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def test_multi_step_ddim_path_scores(tiny_bundle, windows):
     assert res.scores.shape == (5,) and torch.isfinite(res.scores).all()
     assert set(res.components) == {"recon_mean", "recon_topk", "feature", "embedding", "level", "span"}
     assert (res.components["feature"] > 0).all()  # the semantic discrepancy term is computed
-    assert bundle.stats.component_std["feature"] > 1e-5  # and was normalised at training time
+    assert bundle.post.component_std["feature"] > 1e-5  # and was normalised at training time
 
 
 def test_round_trip_keeps_everything(tiny_bundle, tmp_path, windows):
@@ -60,6 +59,7 @@ def _edit(src, dst, change):
 
 def test_bundle_from_before_level_removal_loads_as_trained(tiny_bundle, tmp_path, windows):
     def as_old(meta):  # what an older Sentinel wrote: no remove_level key, its hash over the rest
+        _as_format_1(meta)
         del meta["features"]["remove_level"]
         blob = json.dumps(meta["features"], sort_keys=True, separators=(",", ":")).encode()
         meta["feature_hash"] = hashlib.sha256(blob).hexdigest()[:16]
@@ -82,9 +82,25 @@ def test_refuses_edited_feature_spec(tiny_bundle, tmp_path):
         load_bundle(p)
 
 
-def test_refuses_features_other_than_expected(tiny_bundle):
-    with pytest.raises(BundleError, match="n_mels"):
-        load_bundle(tiny_bundle, expect_features=FeatureSpec())
+def _as_format_1(meta):
+    """What Sentinel wrote before format 2: the component scaling under normal_stats, the
+    calibration beside it, no post-processor."""
+    post = meta.pop("postprocess")
+    meta["format_version"] = 1
+    meta["normal_stats"] = {k: post[k] for k in ("component_mean", "component_std", "span_count_mean",
+                                                 "span_count_std")}
+    meta["calibration"] = post["calibration"]
+
+
+def test_format_1_bundle_scores_as_it_did_and_saves_as_format_2(tiny_bundle, tmp_path, windows):
+    from sentinel.bundle import FORMAT_VERSION, save_bundle
+
+    new = load_bundle(tiny_bundle)
+    old = load_bundle(_edit(tiny_bundle, tmp_path / "v1", _as_format_1))
+    assert old.threshold == new.threshold and old.post.component_mean == new.post.component_mean
+    assert torch.equal(old.scorer().score(windows).scores, new.scorer().score(windows).scores)
+    save_bundle(old, tmp_path / "v2")
+    assert json.loads((tmp_path / "v2" / "bundle.json").read_text())["format_version"] == FORMAT_VERSION == 2
 
 
 def test_refuses_missing_or_incomplete(tiny_bundle, tmp_path):
@@ -118,6 +134,7 @@ def test_young_span_raises_no_false_alarm(tiny_bundle):
 
     from sentinel import synth
     from sentinel.scoring.scorer import DiffusionScorer, SpanState
+    from sentinel.training.statistics import fit_statistics
     from sentinel.windows import sliding_windows
 
     bundle = load_bundle(tiny_bundle)
@@ -129,7 +146,8 @@ def test_young_span_raises_no_false_alarm(tiny_bundle):
     scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, cfg)
     hop = round(cfg.hop_seconds * spec.sample_rate)
     windows = lambda ws: torch.cat([sliding_windows(w, spec.window_samples, hop).samples for w in ws])  # noqa: E731
-    stats = scorer.fit(windows(waves[:10]), windows(waves[10:20]), span_recordings=(waves[:10], waves[10:20]))
+    _, stats = fit_statistics(scorer, windows(waves[:10]), windows(waves[10:20]),
+                              span_recordings=(waves[:10], waves[10:20]))
     n = scorer.span_windows
     assert scorer.span_min_windows == 2 and len(stats.span_count_mean) == n
     # the mean of two windows lies farther from normal than the mean of a full span
@@ -150,6 +168,7 @@ def test_young_span_raises_no_false_alarm(tiny_bundle):
 
 def test_bundle_from_before_the_span_scale_keeps_its_span_rule(tiny_bundle, tmp_path, windows):
     def as_old(meta):  # round 4 wrote no per-count scale: its spans started at half their length
+        _as_format_1(meta)
         meta["normal_stats"].pop("span_count_mean", None)
         meta["normal_stats"].pop("span_count_std", None)
 

@@ -1,0 +1,110 @@
+"""From raw components to a verdict, in one object saved with the bundle (anomalib's idea).
+
+    raw components --(z-scale by normal audio)--> component z-scores --(weights, combine)-->
+    window score --(file aggregate)--> file score;  window score > threshold --> flagged
+
+`sentinel score`, `eval`, `calibrate`, the HTML report and `sentinel run` all ask this object;
+nothing else writes any step of the rule. A recording is *flagged* when any window crosses the
+threshold (what the daemon alerts on), whatever aggregate ranks recordings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from sentinel.scoring.calibration import Calibration
+from sentinel.scoring.config import ScoringConfig
+
+
+@dataclass
+class PostProcessor:
+    config: ScoringConfig
+    """Weights, combination, level tolerance and file aggregate (the bundle's scoring recipe)."""
+    component_mean: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Mean of each raw component on held-out normal audio (empty: scores are used as they are,
+    as the autoencoder baseline's reconstruction error is)."""
+    component_std: dict[str, float] = dataclasses.field(default_factory=dict)
+    span_count_mean: list[float] | None = None
+    """Mean span distance of held-out normal audio by windows held (index = count - 1); None: one scale."""
+    span_count_std: list[float] | None = None
+    calibration: Calibration | None = None
+    """The threshold and how it was set; None: not calibrated (scores, but no verdicts)."""
+
+    # -- normalisation and combination ---------------------------------------------------------
+    @property
+    def threshold(self) -> float | None:
+        return self.calibration.threshold if self.calibration else None
+
+    def span_on_full_scale(self, dist: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Span distances of means over `counts` windows, moved onto the scale of a full span's:
+        (d - mean_k) / std_k * std + mean, so that the component's one z-scaling fits every count."""
+        if self.span_count_mean is None or self.span_count_std is None or "span" not in self.component_mean:
+            return dist
+        idx = (counts.long() - 1).clamp(0, len(self.span_count_mean) - 1).cpu()
+        m = torch.tensor(self.span_count_mean, dtype=dist.dtype)[idx].to(dist.device)
+        sd = torch.tensor(self.span_count_std, dtype=dist.dtype)[idx].to(dist.device)
+        return (dist - m) / sd * self.component_std["span"] + self.component_mean["span"]
+
+    def window_scores(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None = None,
+                      level_tolerance_db: float | None = None) -> torch.Tensor:
+        """[B] window scores from raw components; `weights` / `level_tolerance_db` other than the
+        recipe's rescore without another network pass (benchmarks, ablations)."""
+        cfg = self.config
+        weights = cfg.weights if weights is None else weights
+        tolerance = cfg.level_tolerance_db if level_tolerance_db is None else level_tolerance_db
+        # span without statistics (recordings shorter than a span at training) counts as weight 0
+        w = {k: v for k, v in weights.items() if v > 0 and (k != "span" or "span" in self.component_mean)}
+        if not w:
+            raise ValueError("scoring.weights: every component weight is 0; enable at least one")
+        missing = [k for k in w if k not in self.component_mean]
+        if missing:
+            raise ValueError(f"scoring.weights: this bundle has no statistics for {', '.join(missing)} (it predates "
+                             "them); set their weight to 0 or retrain")
+        zs = []
+        for k, v in w.items():
+            d = comps[k] - self.component_mean[k]
+            # level is two-sided (louder or quieter), and a gain difference within the tolerance is no evidence
+            z = ((d.abs() - tolerance).clamp_min(0) if k == "level" else d) / self.component_std[k]
+            zs.append(torch.nan_to_num(z, nan=0.0) * v)  # no span yet: no evidence either way
+        stacked = torch.stack(zs)
+        return stacked.max(0).values if cfg.combine == "max" else stacked.sum(0) / sum(w.values())
+
+    # -- recordings and verdicts ---------------------------------------------------------------
+    def file_score(self, scores: torch.Tensor) -> float:
+        """One number that ranks a recording, from its window scores (scoring.file_aggregate)."""
+        if scores.numel() == 0:
+            return float("nan")
+        aggregate = self.config.file_aggregate
+        if aggregate == "max":
+            return float(scores.max())
+        if aggregate == "top3":
+            return float(scores.topk(min(3, scores.numel())).values.mean())
+        return float(scores.mean())
+
+    def window_flagged(self, score: float, threshold: float | None = None) -> bool | None:
+        """A window is anomalous above the threshold (a source's own, else the calibrated one);
+        None when there is no threshold."""
+        thr = self.threshold if threshold is None else threshold
+        return None if thr is None else bool(score > thr)
+
+    def flagged(self, scores: torch.Tensor, threshold: float | None = None) -> bool | None:
+        """A recording is flagged when any of its windows is (what the daemon would alert on)."""
+        if scores.numel() == 0:
+            return None if (self.threshold if threshold is None else threshold) is None else False
+        return self.window_flagged(float(scores.max()), threshold)
+
+    # -- bundle.json ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        out: dict = {"component_mean": self.component_mean, "component_std": self.component_std,
+                     "span_count_mean": self.span_count_mean, "span_count_std": self.span_count_std,
+                     "calibration": self.calibration.to_dict() if self.calibration else None}
+        return out
+
+    @classmethod
+    def from_dict(cls, config: ScoringConfig, d: dict) -> PostProcessor:
+        cal = d.get("calibration")
+        return cls(config, dict(d.get("component_mean") or {}), dict(d.get("component_std") or {}),
+                   d.get("span_count_mean"), d.get("span_count_std"), Calibration.from_dict(cal) if cal else None)

@@ -1,0 +1,51 @@
+"""What a window's raw components are measured against: statistics of normal audio that travel
+in the bundle's safetensors (the z-scaling of components lives in the post-processor)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+
+def mahalanobis(d: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """[B] Mahalanobis distance of rows d (already centred) under a precision matrix."""
+    return ((d @ precision) * d).sum(1).clamp_min(0).sqrt()
+
+
+@dataclass
+class NormalStats:
+    residual_mean: torch.Tensor  # [H, W]: per-bin reconstruction residual of normal windows
+    residual_std: torch.Tensor  # [H, W]
+    embed_mean: torch.Tensor  # [D]: pooled encoder features of normal windows
+    embed_precision: torch.Tensor  # [D, D]
+    span_mean: torch.Tensor | None = None  # [P]: span means of normal recordings; None: no span component
+    span_precision: torch.Tensor | None = None  # [P, P]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {
+            "stats.residual_mean": self.residual_mean,
+            "stats.residual_std": self.residual_std,
+            "stats.embed_mean": self.embed_mean,
+            "stats.embed_precision": self.embed_precision,
+        }
+        if self.span_mean is not None and self.span_precision is not None:
+            out |= {"stats.span_mean": self.span_mean, "stats.span_precision": self.span_precision}
+        return out
+
+    def to(self, device: torch.device) -> NormalStats:
+        return dataclasses.replace(
+            self, **{k.split(".", 1)[1]: v.to(device) for k, v in self.tensors().items()}
+        )
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> NormalStats:
+        return cls(
+            residual_mean=tensors["stats.residual_mean"],
+            residual_std=tensors["stats.residual_std"],
+            embed_mean=tensors["stats.embed_mean"],
+            embed_precision=tensors["stats.embed_precision"],
+            span_mean=tensors.get("stats.span_mean"),
+            span_precision=tensors.get("stats.span_precision"),
+        )

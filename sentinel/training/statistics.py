@@ -1,0 +1,95 @@
+"""Fitting a scorer's statistics on normal audio, the last stage of training: the normal
+statistics its raw components are measured against, and the post-processor's z-scaling.
+
+Bin and embedding statistics come from windows the network trained on; the component scaling
+from held-out windows it never saw, so that normal scores are honest.
+"""
+
+from __future__ import annotations
+
+import torch
+from sklearn.covariance import LedoitWolf
+
+from sentinel.scoring.postprocess import PostProcessor
+from sentinel.scoring.scorer import DiffusionScorer
+from sentinel.scoring.stats import NormalStats, mahalanobis
+from sentinel.windows import sliding_windows
+
+
+def _gaussian(x: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, precision) of rows x, Ledoit-Wolf shrunk (few rows for many dimensions)."""
+    cov = LedoitWolf().fit(x.double().cpu().numpy())
+    return (torch.as_tensor(cov.location_, dtype=torch.float32, device=device),
+            torch.as_tensor(cov.precision_, dtype=torch.float32, device=device))
+
+
+def fit_statistics(scorer: DiffusionScorer, fit_windows: torch.Tensor, holdout_windows: torch.Tensor,
+                   span_recordings: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None,
+                   ) -> tuple[NormalStats, PostProcessor]:
+    """Fit and install (scorer.stats, scorer.post) on normal windows. `span_recordings` (training,
+    held-out) waveforms fit the span component the same way: its Gaussian on spans of the first,
+    its scaling on spans of the second. The post-processor keeps the scorer's calibration (None
+    for a fresh fit)."""
+    raw = scorer.raw(fit_windows)  # residual and embedding only: the feature term needs none
+    embed_mean, embed_precision = _gaussian(raw.embedding, scorer.device)
+    stats = NormalStats(residual_mean=raw.residual.mean(0), residual_std=raw.residual.std(0).clamp_min(1e-6),
+                        embed_mean=embed_mean, embed_precision=embed_precision)
+    post = PostProcessor(scorer.config, calibration=scorer.post.calibration)
+    # Statistics for every component, so that any weights may be chosen at scoring time.
+    comps = scorer.components(scorer.raw(holdout_windows, every_component=True), stats)
+    for name, values in comps.items():
+        post.component_mean[name] = float(values.mean())
+        post.component_std[name] = max(float(values.std()), 1e-6)
+    if span_recordings is not None:
+        _fit_span(scorer, stats, post, *span_recordings)
+    scorer.stats, scorer.post = stats, post
+    return stats, post
+
+
+def _span_means(scorer: DiffusionScorer, waves: list[torch.Tensor], limit: int = 4096
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(span means, windows each holds) at every position with enough history, over recordings
+    scored in order."""
+    spec = scorer.extractor.spec
+    hop = max(1, round(scorer.config.hop_seconds * spec.sample_rate))
+    means: list[torch.Tensor] = []
+    counts: list[int] = []
+    for wave in waves:
+        if len(means) >= limit or wave.numel() < spec.window_samples:
+            continue
+        profiles = scorer.raw(sliding_windows(wave, spec.window_samples, hop).samples).profile
+        st = scorer.new_span_state()
+        m, _, k = scorer.span_distances(profiles, [st] * len(profiles))
+        means += m
+        counts += k
+    return (torch.stack(means) if means else torch.zeros(0)), torch.tensor(counts, dtype=torch.long)
+
+
+def _fit_span(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, train: list[torch.Tensor],
+              holdout: list[torch.Tensor]) -> None:
+    fit_means, fit_counts = _span_means(scorer, train)
+    if fit_means.shape[0] < 2:
+        return  # recordings shorter than a span: no span component (its weight counts as 0)
+    stats.span_mean, stats.span_precision = _gaussian(fit_means, scorer.device)
+    held, counts = _span_means(scorer, holdout)
+    if held.shape[0] < 2:
+        held, counts = fit_means, fit_counts
+    dist = mahalanobis(held.to(scorer.device) - stats.span_mean, stats.span_precision).cpu()
+    post.component_mean["span"] = float(dist.mean())
+    post.component_std["span"] = max(float(dist.std()), 1e-6)
+    # Per count of windows held: a count the held-out recordings have too few of (longer than
+    # they are, or rare) takes the scale of the nearest count below it that has enough, and
+    # counts below the first that has enough take that one's; with none, one scale for all.
+    scales: list[tuple[float, float] | None] = []
+    for k in range(1, scorer.span_windows + 1):
+        v = dist[counts == k]
+        scales.append((float(v.mean()), max(float(v.std()), 1e-6)) if len(v) >= 3 else None)
+    known = [sc for sc in scales if sc is not None]
+    last = known[0] if known else (post.component_mean["span"], post.component_std["span"])
+    filled = []
+    for sc in scales:
+        last = sc or last
+        filled.append(last)
+    post.span_count_mean = [m for m, _ in filled]
+    post.span_count_std = [sd for _, sd in filled]
+
