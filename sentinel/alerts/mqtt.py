@@ -12,6 +12,7 @@ journal append (`wake`), so a dead or slow broker never delays scoring or ZeroMQ
 
 Topics (prefix `sentinel` by default):
   <prefix>/<source>/alert    the alert JSON, QoS 1, not retained
+  <prefix>/<source>/alert_end  the event's end (its peak and duration, same event_id), QoS 1
   <prefix>/<source>/status   the latest status JSON, retained
   <prefix>/<source>/score    every window's score, QoS 0 (only with alerts.publish_scores)
   <prefix>/availability      online / offline (offline is also the last will)
@@ -140,7 +141,6 @@ class MqttSink(threading.Thread):
         self._ack_seq = 0
         self._ack_cond = threading.Condition()
         self._refused: str | None = None
-        self.sent_alerts = 0
         self.client = self._make_client()
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -308,12 +308,9 @@ class MqttSink(threading.Thread):
                 self.log.warning("unreadable journal line skipped by the MQTT sink", journal=str(self.journal))
             return True
         kind, _, source = str(topic).partition(".")
-        if kind != "alert":
+        if kind not in ("alert", "alert_end"):
             return True
-        if not self._publish_acked(f"{self.cfg.topic_prefix}/{source}/alert", json.dumps(record), False, None):
-            return False
-        self.sent_alerts += 1
-        return True
+        return self._publish_acked(f"{self.cfg.topic_prefix}/{source}/{kind}", json.dumps(record), False, None)
 
     def _shutdown(self) -> None:
         if self._connected.is_set():

@@ -8,9 +8,7 @@ Certificates are zmq's own format (`sentinel keygen` or `zmq.auth.create_certifi
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
 from pathlib import Path
 
 import zmq
@@ -18,21 +16,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from sentinel.errors import ConfigError
-
-
-def is_loopback(endpoint: str) -> bool:
-    if endpoint.startswith(("ipc://", "inproc://")):
-        return True
-    m = re.match(r"^tcp://(\[[^\]]+\]|[^:]+):", endpoint)
-    if not m:
-        return False
-    host = m.group(1).strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # an interface name or hostname: treat as exposed
+from sentinel.netaddr import endpoint_is_loopback
 
 
 class Publisher:
@@ -41,7 +25,7 @@ class Publisher:
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5556", hwm: int = 10_000,
                  curve_secret: str | Path | None = None, curve_clients: str | Path | None = None,
                  allow_insecure: bool = False) -> None:
-        if curve_secret is None and not allow_insecure and not is_loopback(endpoint):
+        if curve_secret is None and not allow_insecure and not endpoint_is_loopback(endpoint):
             raise ConfigError(
                 f"alerts.endpoint {endpoint!r} is not loopback: set alerts.curve_secret_key "
                 "(run `sentinel keygen DIR`) or, on a trusted network only, alerts.allow_insecure: true"

@@ -6,7 +6,8 @@ import datetime as dt
 import uuid
 from dataclasses import asdict, dataclass, field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: the alert's `peak_score` became `opening_score` (what it was); `alert_end` carries the peak."""
 
 
 def utc_iso(ts: float) -> str:
@@ -25,7 +26,9 @@ class Alert:
     start_offset_s: float
     """Same instants as seconds since the source started."""
     end_offset_s: float
-    peak_score: float
+    opening_score: float
+    """The highest score of the windows that opened the event (the event may go on higher: its
+    `alert_end` says how high)."""
     threshold: float
     bundle_id: str
     clip: str | None
@@ -33,6 +36,29 @@ class Alert:
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     schema: int = SCHEMA_VERSION
     kind: str = "alert"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AlertEnd:
+    """The event an alert opened has closed (topic `alert_end.<source>`, same `event_id`)."""
+
+    source: str
+    event_id: str
+    start: str
+    end: str
+    """UTC ISO-8601 time of the end of the event's last anomalous window."""
+    start_offset_s: float
+    end_offset_s: float
+    duration_s: float
+    peak_score: float
+    """The highest window score over the whole event."""
+    threshold: float
+    bundle_id: str
+    schema: int = SCHEMA_VERSION
+    kind: str = "alert_end"
 
     def to_dict(self) -> dict:
         return asdict(self)

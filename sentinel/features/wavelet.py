@@ -16,12 +16,6 @@ def dwt2_channels(x: torch.Tensor, wavelet: str = "haar") -> torch.Tensor:
     return torch.cat([approx, *details], dim=1)
 
 
-def idwt2_channels(c: torch.Tensor, wavelet: str = "haar") -> torch.Tensor:
-    """Inverse of `dwt2_channels`: [B, 4, H/2, W/2] -> [B, 1, H, W]."""
-    approx, h, v, d = c.split(1, dim=1)
-    return ptwt.waverec2((approx, ptwt.WaveletDetailTuple2d(h, v, d)), wavelet)
-
-
 def mel_plus_details(x: torch.Tensor, wavelet: str = "haar") -> torch.Tensor:
     """[B, 1, H, W] -> [B, 4, H, W]: the log-mel and its three detail bands at full size."""
     bands = dwt2_channels(x, wavelet)[:, 1:]

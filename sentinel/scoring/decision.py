@@ -2,7 +2,8 @@
 
 One event gives one alert: it opens when k of the last n windows are above the threshold, is
 reported at once (latency matters more than knowing its end), keeps growing while windows stay
-anomalous, and a new one may open only `cooldown_s` after the previous alert.
+anomalous, and a new one may open only `cooldown_s` after the previous alert. When its windows
+stop being anomalous it closes, and `closed()` hands over what it was: its real peak and end.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ class Event:
     start_s: float
     """Stream offset where the first anomalous window of the event began."""
     end_s: float
-    """End of the window that opened the event."""
+    """End of the window that opened the event (of an event's last anomalous window, once closed)."""
     peak: float
+    """The highest window score: of the windows that opened the event, or of the whole event once closed."""
     threshold: float
 
 
@@ -28,6 +30,8 @@ class Decider:
         self.threshold, self.k, self.n, self.cooldown_s = threshold, k, n, cooldown_s
         self._recent: deque[tuple[float, float, float]] = deque(maxlen=n)  # (start, end, score)
         self._open = False
+        self._event: Event | None = None
+        self._closed: Event | None = None
         self._last_alert_end: float | None = None
         self._last_end = 0.0
 
@@ -37,16 +41,36 @@ class Decider:
         self._last_end = end_s
         hits = [w for w in self._recent if w[2] > self.threshold]
         if len(hits) < self.k:
-            self._open = False
+            if self._open and self._event is not None:
+                self._closed = self._event
+            self._open, self._event = False, None
             return None
         if self._open:
+            if self._event is not None and score > self.threshold:
+                self._event.end_s = end_s
+                self._event.peak = max(self._event.peak, score)
             return None
         cooling = self._last_alert_end is not None and end_s - self._last_alert_end < self.cooldown_s
         if cooling:
             return None
         self._open = True
         self._last_alert_end = end_s
-        return Event(start_s=hits[0][0], end_s=end_s, peak=max(w[2] for w in hits), threshold=self.threshold)
+        opened = Event(start_s=hits[0][0], end_s=end_s, peak=max(w[2] for w in hits), threshold=self.threshold)
+        self._event = Event(opened.start_s, opened.end_s, opened.peak, opened.threshold)
+        return opened
+
+    def close_now(self) -> Event | None:
+        """Close the open event, if any, as far as it got (the stream stopped); it is returned here,
+        not by `closed()`."""
+        out = self._event if self._open else None
+        self._open, self._event, self._closed = False, None, None
+        return out
+
+    def closed(self) -> Event | None:
+        """The event that closed at the last `update` (once; None otherwise): from its first to
+        its last anomalous window, with the highest score it reached."""
+        out, self._closed = self._closed, None
+        return out
 
     def event_open(self) -> bool:
         """An event is on: its windows are still anomalous, or its alert is less than `cooldown_s` old

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from sentinel.alerts.clips import clip_path, write_clip
-from sentinel.alerts.schema import Alert, Status, utc_iso
+from sentinel.alerts.schema import Alert, AlertEnd, Status, utc_iso
 from sentinel.capture.source import Source
 from sentinel.scoring.decision import Decider, Event
 from sentinel.scoring.scorer import DiffusionScorer, SpanState
@@ -52,6 +52,8 @@ class _Track:
     span: SpanState | None = None
     """This source's history for the span component (the scorer's; reset after a gap)."""
     span_next: int | None = None
+    open_event: str | None = None
+    """event_id of the alert whose event is still going on."""
     pending_clips: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, path)
 
 
@@ -204,6 +206,9 @@ class Pipeline(threading.Thread):
                                                     "end_offset_s": t1, "score": score, "end_unix": round(end_unix, 3),
                                                     "lag_s": round(time.time() - end_unix, 3)}, False)
         event = tr.decider.update(t0, t1, score)
+        closed = tr.decider.closed()
+        if closed is not None:
+            self._alert_end(tr, closed)
         if event is not None:
             self._alert(tr, event)
         if tr.decider.event_open() != tr.anomaly:  # at once, not at the next heartbeat: HA shows it
@@ -215,9 +220,10 @@ class Pipeline(threading.Thread):
         alert = Alert(
             source=src.source_name, start=utc_iso(src.unix(round(event.start_s * self.sr))),
             end=utc_iso(src.unix(round(event.end_s * self.sr))), start_offset_s=round(event.start_s, 3),
-            end_offset_s=round(event.end_s, 3), peak_score=round(event.peak, 4),
+            end_offset_s=round(event.end_s, 3), opening_score=round(event.peak, 4),
             threshold=round(event.threshold, 4), bundle_id=self.bundle_id, clip=None,
         )
+        tr.open_event = alert.event_id
         if self.settings.clips_dir:
             path = clip_path(self.settings.clips_dir, src.source_name, alert.event_id, alert.start)
             alert.clip = str(path)
@@ -228,7 +234,24 @@ class Pipeline(threading.Thread):
         if self.metrics is not None:
             self.metrics.alerts.labels(src.source_name).inc()
         if self.log:
-            self.log.info("alert", source=src.source_name, peak=alert.peak_score, start=alert.start_offset_s)
+            self.log.info("alert", source=src.source_name, opening_score=alert.opening_score,
+                          start=alert.start_offset_s)
+
+    def _alert_end(self, tr: _Track, event: Event) -> None:
+        """The event closed: its real peak and duration, journalled and published like the alert."""
+        src, event_id = tr.source, tr.open_event
+        tr.open_event = None
+        if event_id is None:
+            return
+        end = AlertEnd(
+            source=src.source_name, event_id=event_id, start=utc_iso(src.unix(round(event.start_s * self.sr))),
+            end=utc_iso(src.unix(round(event.end_s * self.sr))), start_offset_s=round(event.start_s, 3),
+            end_offset_s=round(event.end_s, 3), duration_s=round(event.end_s - event.start_s, 3),
+            peak_score=round(event.peak, 4), threshold=round(event.threshold, 4), bundle_id=self.bundle_id,
+        )
+        self.sink(f"alert_end.{src.source_name}", end.to_dict(), True)
+        if self.log:
+            self.log.info("alert end", source=src.source_name, peak=end.peak_score, duration_s=end.duration_s)
 
     def _write_due_clips(self, final: bool = False) -> None:
         for tr in self.tracks:
@@ -287,6 +310,10 @@ class Pipeline(threading.Thread):
             deadline = time.monotonic() + 1.2
             while self.drain and time.monotonic() < deadline and self.step():
                 pass
+            for tr in self.tracks:  # the stream stops with an event on: it ends here, as far as it got
+                ending = tr.decider.close_now()
+                if ending is not None:
+                    self._alert_end(tr, ending)
             self._write_due_clips(final=True)
             self.heartbeat()
         except Exception as e:

@@ -43,6 +43,13 @@ AudioTail = Callable[[str, float], "np.ndarray | None"]
 """(source, seconds) -> the source's newest audio, or None when it has none yet."""
 
 
+def _peak_text(alert: dict) -> str:
+    """The event's peak once it has closed; until then the score that opened it, named so."""
+    if "peak_score" in alert:
+        return f"peak {alert['peak_score']:.2f} over {alert.get('duration_s', 0):.1f} s"
+    return f"opened at {alert['opening_score']:.2f} (still going on)"
+
+
 class DashboardServer(threading.Thread):
     def __init__(self, cfg: WebConfig, state: DashboardState, *, clips_dir: str | None, audio_tail: AudioTail,
                  features: FeatureSpec, clip_pre_s: float, log=None) -> None:
@@ -239,7 +246,7 @@ class DashboardServer(threading.Thread):
         scores = np.array([s for _, s in pts], dtype=float)
         with self._render_lock:
             return score_figure_png(wave, self.features, starts, self.window_s, scores, alert.get("threshold"),
-                                    title=f"{alert['source']}  {alert['start']}  peak {alert['peak_score']:.2f}")
+                                    title=f"{alert['source']}  {alert['start']}  {_peak_text(alert)}")
 
     async def _clip(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]

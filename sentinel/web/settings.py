@@ -3,19 +3,11 @@ as they are by the part that uses them: the part does not import the whole confi
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
-def host_is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name or an interface: treat as exposed
+from sentinel.netaddr import host_is_loopback
 
 
 class WebConfig(BaseModel):

@@ -52,6 +52,19 @@ class DashboardState:
                 view.status = record
             elif kind == "alert":
                 self._alerts.append((self._seq, record))
+            elif kind == "alert_end":
+                self._close_alert(record)
+
+    def _close_alert(self, end: dict) -> None:
+        """An event closed: its alert row gets the real peak and duration (and a new sequence
+        number, so a page that has the row hears of the change). Caller holds the lock."""
+        for i, (_, a) in enumerate(self._alerts):
+            if a.get("event_id") == end.get("event_id"):
+                merged = {**a, "peak_score": end["peak_score"], "duration_s": end["duration_s"],
+                          "end": end["end"], "end_offset_s": end["end_offset_s"]}
+                del self._alerts[i]
+                self._alerts.append((self._seq, merged))
+                return
 
     def set_thresholds(self, thresholds: dict[str, float]) -> None:
         with self._lock:
@@ -70,9 +83,12 @@ class DashboardState:
                     rec = json.loads(line)
                 except ValueError:
                     continue  # a torn last line: the journal's own business
-                if str(rec.pop("topic", "")).startswith("alert."):
-                    self._seq += 1
+                topic = str(rec.pop("topic", ""))
+                self._seq += 1
+                if topic.startswith("alert."):
                     self._alerts.append((self._seq, rec))
+                elif topic.startswith("alert_end."):
+                    self._close_alert(rec)
 
     def _view(self, source: str) -> _SourceView:
         view = self._sources.get(source)

@@ -15,11 +15,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers.net import free_port
 
 
 def make_tls_files(directory: Path) -> dict[str, Path]:
@@ -70,6 +66,17 @@ class Broker:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
+
+    def logged(self, text: str) -> int:
+        """How many lines of the broker's log hold `text` (what it saw, as it says it)."""
+        try:
+            return sum(text in line for line in self.log.read_text().splitlines())
+        except FileNotFoundError:
+            return 0
+
+    def saved(self) -> int:
+        """Times the broker wrote its persistent state (sessions, subscriptions) to disk."""
+        return self.logged("Saving in-memory database")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:

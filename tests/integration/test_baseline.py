@@ -1,8 +1,11 @@
 """The DCASE autoencoder baseline through the same bundle, calibrate, score and eval commands."""
 
 import json
+from pathlib import Path
 
+import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from sentinel.baseline.autoencoder import AutoencoderConfig, DenseAutoencoder, stack_frames
 from sentinel.bundle import load_bundle
@@ -42,4 +45,10 @@ def test_train_calibrate_score_eval(machine_data, tmp_path):
     result = json.loads(run_cli("eval", str(out), "--normal", str(machine_data["test"] / "normal_*"),
                                 "--anomalous", str(machine_data["test"] / "anomalous_*"), "--format", "json",
                                 check=True).stdout)
-    assert 0 <= result["auc"] <= 1 and result["n_normal"] == 4 and result["n_anomalous"] == 4
+    assert result["n_normal"] == 4 and result["n_anomalous"] == 4
+    # eval ranks the files by the scores `score` prints for them, and counts its flags at the threshold
+    by_file = {r["file"]: r for r in files}
+    y = [0 if Path(f).name.startswith("normal") else 1 for f in by_file]
+    assert result["auc"] == pytest.approx(roc_auc_score(y, [r["score"] for r in by_file.values()]), abs=1e-6)
+    flagged = [r["anomaly"] for r in by_file.values()]
+    assert result["tpr_at_threshold"] == pytest.approx(sum(f for f, t in zip(flagged, y, strict=True) if t) / 4)

@@ -24,8 +24,9 @@ from safetensors.torch import load_file, save_file
 
 from sentinel.alerts.journal import Journal
 from tests.conftest import run_cli, sentinel_cmd
-from tests.integration.test_daemon import free_port, start, write_config
-from tests.integration.test_live_sources import RtspServer, _has_gst_rtsp
+from tests.helpers.net import free_port, wait_until
+from tests.integration.test_daemon import start, write_config
+from tests.integration.test_live_sources import RtspServer, _has_gst_rtsp, sink_running
 
 
 class Subscriber(threading.Thread):
@@ -281,8 +282,8 @@ def test_full_disk_under_journal_and_clips(tiny_bundle, machine_data, tmp_path, 
         if not sub.wait_for("alert.", before + 40, timeout_s=60):
             proc.kill()
             pytest.fail(f"publishing stopped when the disk filled:\n{proc.communicate()[1][-3000:]}")
-        time.sleep(0.5)
-        assert _metric(port, "sentinel_journal_write_errors") > 0 and _metric(port, "sentinel_journal_backlog") > 0
+        assert wait_until(lambda: _metric(port, "sentinel_journal_write_errors") > 0
+                          and _metric(port, "sentinel_journal_backlog") > 0, timeout=10)
         assert proc.poll() is None
         filler.unlink(missing_ok=True)  # space returns
         shutil.rmtree(small_disk / "clips", ignore_errors=True)
@@ -365,7 +366,7 @@ def test_microphone_that_vanishes_is_reopened(pulse, tiny_bundle, machine_data, 
     wav = machine_data["test"] / "anomalous_1.wav"
     player_cmd = ["bash", "-c", f"while true; do paplay --device=vsink {wav} || sleep 0.2; done"]
     player = subprocess.Popen(player_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    assert wait_until(lambda: sink_running(env), timeout=10), "the player never started"
     sub = Subscriber.listening(endpoint)
     daemon = subprocess.Popen([*sentinel_cmd(), "run", "--config", str(config)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env)
@@ -374,8 +375,11 @@ def test_microphone_that_vanishes_is_reopened(pulse, tiny_bundle, machine_data, 
         module = subprocess.run(["pactl", "list", "short", "modules"], env=env, capture_output=True,
                                 text=True).stdout
         index = next(x.split()[0] for x in module.splitlines() if "module-null-sink" in x)
+        unloaded = time.time()
         subprocess.run(["pactl", "unload-module", index], env=env, check=True)
-        time.sleep(8)  # gone long enough to be noticed
+        # Gone until the daemon says so: a status with the microphone disconnected.
+        assert wait_until(lambda: any(not m["connected"] for at, m in sub.of("status.mic") if at > unloaded),
+                          timeout=30), "the daemon never noticed the microphone was gone"
         gone = time.time()
         subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=vsink", "rate=16000", "channels=1"],
                        env=env, check=True, capture_output=True)

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import zmq
 
-from sentinel.alerts.publisher import Publisher, is_loopback
+from sentinel.alerts.publisher import Publisher
 from sentinel.errors import ConfigError
+from sentinel.netaddr import endpoint_is_loopback as is_loopback
 from tests.conftest import run_cli, sentinel_cmd
-from tests.integration.test_daemon import free_port
+from tests.helpers.net import free_port
 
 
 def _keys(tmp_path, name):

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -12,12 +11,7 @@ import yaml
 import zmq
 
 from tests.conftest import sentinel_cmd
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers.net import free_port
 
 
 def write_config(tmp_path, bundle, sources, **daemon):
@@ -73,16 +67,22 @@ def test_alert_reaches_subscriber_journal_and_clip(tiny_bundle, machine_data, tm
     alerts = [m for t, m in msgs if t == "alert.loud"]
     assert alerts, f"no alert arrived; stderr:\n{err}"
     a = alerts[0]
-    assert a["schema"] == 1 and a["source"] == "loud" and a["peak_score"] > a["threshold"]
+    assert a["schema"] == 2 and a["source"] == "loud" and a["opening_score"] > a["threshold"]
     assert a["end_offset_s"] > a["start_offset_s"] >= 0 and a["start"].endswith("+00:00")
-    assert any(t == "status.quiet" and m["windows_scored"] >= 0 for t, m in msgs)
+    assert any(t == "status.quiet" and m["windows_scored"] > 0 for t, m in msgs)  # the quiet source was scored
     # A late subscriber finds every alert in the journal, and each clip exists.
     journal = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    assert {j["event_id"] for j in journal} >= {a["event_id"]}
-    assert all(j["topic"].startswith("alert.") for j in journal)
+    opened = [j for j in journal if j["topic"].startswith("alert.")]
+    assert {j["event_id"] for j in opened} >= {a["event_id"]}
     assert not any(j["source"] == "quiet" for j in journal)
-    for j in journal:
+    for j in opened:
         assert os.path.getsize(j["clip"]) > 1000
+    # Every event's end is journalled under its event_id, with the event's real peak.
+    ends = {j["event_id"]: j for j in journal if j["topic"].startswith("alert_end.")}
+    assert set(ends) == {j["event_id"] for j in opened}
+    for j in opened:
+        assert ends[j["event_id"]]["peak_score"] >= j["opening_score"]
+        assert ends[j["event_id"]]["duration_s"] > 0
 
 
 def test_sigterm_stops_within_two_seconds(tiny_bundle, machine_data, tmp_path):

@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,18 +21,13 @@ from sentinel.web.server import DashboardServer
 from sentinel.web.settings import WebConfig
 from sentinel.web.state import DashboardState
 from tests.conftest import sentinel_cmd
+from tests.helpers.net import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # As the environment notes say: headless, and no background traffic the closed network refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--autoplay-policy=no-user-gesture-required"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_demo_in_a_real_browser(tmp_path):
@@ -81,7 +75,16 @@ def test_demo_in_a_real_browser(tmp_path):
             page.wait_for_function("() => document.querySelector('#alerts audio').currentTime > 0", timeout=10_000)
             page.click("#alerts tbody tr button")  # the clip's spectrogram with its window scores
             page.wait_for_function("() => document.querySelector('#alert-figure img').naturalWidth > 0", timeout=20_000)
-            assert page.eval_on_selector(".spectrogram", "c => c.width") > 100
+            # the live spectrogram is painted: bright and dark cells, not a blank canvas
+            contrast = page.eval_on_selector(".spectrogram", """c => {
+                const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+                let lo = 255, hi = 0;
+                for (let i = 0; i < d.length; i += 4) { lo = Math.min(lo, d[i + 1]); hi = Math.max(hi, d[i + 1]); }
+                return hi - lo; }""")
+            assert contrast > 100, contrast
+            # once the event has closed, its row shows the event's real peak, not the score that opened it
+            page.wait_for_function("() => document.querySelector('#alerts tbody tr td:nth-child(3)')"
+                                   ".title.startsWith('peak over')", timeout=30_000)
             assert page.inner_text("#link") == "live"
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
             if os.environ.get("SENTINEL_SCREENSHOT"):  # the README's picture: SENTINEL_SCREENSHOT=docs/dashboard.png

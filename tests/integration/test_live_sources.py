@@ -7,10 +7,10 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from tests.conftest import sentinel_cmd
+from tests.helpers.net import wait_until
 from tests.integration.test_daemon import receive, write_config
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
@@ -43,6 +43,12 @@ class RtspServer:
         return f"rtsp://127.0.0.1:{self.port}/audio"
 
 
+def sink_running(env: dict) -> bool:
+    """The private PulseAudio's null sink is playing something (so a microphone opens on sound)."""
+    out = subprocess.run(["pactl", "list", "short", "sinks"], env=env, capture_output=True, text=True).stdout
+    return any("vsink" in line and "RUNNING" in line for line in out.splitlines())
+
+
 def test_microphone_through_pulseaudio_raises_alerts(pulse, tiny_bundle, machine_data, tmp_path):
     sources = [{"name": "mic", "kind": "microphone", "device": "pulse"}]
     config, endpoint = write_config(tmp_path, tiny_bundle, sources, cooldown_s=0.5)
@@ -50,7 +56,7 @@ def test_microphone_through_pulseaudio_raises_alerts(pulse, tiny_bundle, machine
     wav = machine_data["test"] / "anomalous_1.wav"
     player = subprocess.Popen(["bash", "-c", f"for i in $(seq 20); do paplay --device=vsink {wav}; done"],
                               env=pulse, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    assert wait_until(lambda: sink_running(pulse), timeout=10), "the player never started"
     daemon = subprocess.Popen([*sentinel_cmd(), "run", "--config", str(config)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=pulse)
     try:

@@ -16,7 +16,8 @@ from sentinel.alerts.journal import Journal
 from sentinel.alerts.mqtt import MqttSink
 from sentinel.alerts.settings import MqttConfig
 from tests.conftest import sentinel_cmd
-from tests.helpers.mqtt_broker import Broker, Recorder, free_port, make_tls_files
+from tests.helpers.mqtt_broker import Broker, Recorder, make_tls_files
+from tests.helpers.net import free_port, wait_until
 
 
 def daemon_config(tmp_path, bundle, sources, mqtt, **daemon):
@@ -67,7 +68,11 @@ def test_alerts_status_discovery_and_offline_will(tiny_bundle, machine_data, tmp
         assert rec.on("sentinel/availability")[0] == "online"
         alert = rec.json_on("sentinel/loud/alert")[0]
         assert alert in journal_alerts(tmp_path)  # exactly as journalled
-        assert alert["peak_score"] > alert["threshold"] and alert["source"] == "loud"
+        assert alert["opening_score"] > alert["threshold"] and alert["source"] == "loud"
+        # The event's end follows, from the journal too, with the event's real peak.
+        assert rec.wait(lambda: rec.on("sentinel/loud/alert_end")), "no alert_end over MQTT"
+        end = rec.json_on("sentinel/loud/alert_end")[0]
+        assert end["event_id"] == alert["event_id"] and end["peak_score"] >= alert["opening_score"]
         status = rec.json_on("sentinel/quiet/status")[-1]
         assert status["connected"] is True and status["anomaly"] is False
         assert any(s["anomaly"] for s in rec.json_on("sentinel/loud/status")), "problem sensor never turned on"
@@ -111,7 +116,9 @@ def test_alerts_raised_while_broker_is_down_arrive_in_order(tiny_bundle, machine
     proc = start_daemon(config)
     try:
         assert rec.wait(lambda: rec.on("sentinel/loud/alert")), f"no alert over MQTT: {proc.stderr}"
-        time.sleep(1.5)  # the broker's autosave keeps the watcher's subscription across the kill
+        # The broker's next autosave keeps the watcher's subscription across the kill.
+        saves = broker.saved()
+        assert rec.wait(lambda: broker.saved() > saves, timeout=10), "the broker never saved its state"
         broker.kill(signal.SIGKILL)
         before = len(journal_alerts(tmp_path))
         deadline = time.monotonic() + 60
@@ -157,7 +164,7 @@ def test_tls_and_password_from_a_credential(tmp_path, monkeypatch):
     sink.start()
     try:
         assert rec.wait(lambda: rec.on("sentinel/availability")), "sink never came online over TLS"
-        record = {"kind": "alert", "source": "door", "peak_score": 9.5, "event_id": "e1"}
+        record = {"kind": "alert", "source": "door", "opening_score": 9.5, "event_id": "e1"}
         journal.append({"topic": "alert.door", **record})
         sink.wake()
         assert rec.wait(lambda: rec.json_on("sentinel/door/alert")) == [record]
@@ -193,7 +200,8 @@ def test_wrong_password_is_logged_once_and_alerts_wait_in_the_journal(tmp_path):
     try:
         journal.append({"topic": "alert.door", "source": "door", "event_id": "e1"})
         sink.wake()
-        time.sleep(4)  # several refused attempts
+        # Several refused attempts, as the broker counts them, and one log line for them all.
+        assert wait_until(lambda: broker.logged("not authorised") >= 3, timeout=30), "the sink stopped retrying"
         refused = [x for x in log.lines if "refused" in x[1]]
         assert len(refused) == 1 and "username/password" in refused[0][1]
         assert "Not authorized" in refused[0][2]["reason"]

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from tests.conftest import SUMMARY, sentinel_cmd
-from tests.integration.test_daemon import free_port, receive, write_config
+from tests.helpers.net import free_port
+from tests.integration.test_daemon import receive, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

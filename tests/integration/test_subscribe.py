@@ -6,7 +6,7 @@ import time
 
 from sentinel.alerts.publisher import Publisher
 from tests.conftest import sentinel_cmd
-from tests.integration.test_daemon import free_port
+from tests.helpers.net import free_port
 
 
 def test_subscribe_prints_matching_topics_only():

@@ -13,7 +13,7 @@ import yaml
 from sentinel.bundle import load_bundle
 from sentinel.scoring.decision import Decider
 from tests.conftest import run_cli, sentinel_cmd
-from tests.integration.test_daemon import free_port
+from tests.helpers.net import free_port
 
 
 def test_daemon_alerts_are_what_score_flags(tiny_bundle, machine_data, tmp_path):
@@ -33,8 +33,14 @@ def test_daemon_alerts_are_what_score_flags(tiny_bundle, machine_data, tmp_path)
                                                   "--device", "cpu", check=True).stdout.splitlines()]
     windows = [w for w in lines if w["kind"] == "window"]
     decider = Decider(bundle.threshold, 1, 1, cooldown_s=1.0)
-    expected = [(round(e.start_s, 3), e.peak) for w in windows
-                if (e := decider.update(w["start_s"], w["end_s"], w["score"])) is not None]
+    expected, ends = [], []
+    for w in windows:
+        if (e := decider.update(w["start_s"], w["end_s"], w["score"])) is not None:
+            expected.append((round(e.start_s, 3), e.peak))
+        if (c := decider.closed()) is not None:
+            ends.append((round(c.start_s, 3), c.peak))
+    if (c := decider.close_now()) is not None:
+        ends.append((round(c.start_s, 3), c.peak))
     assert len(expected) >= 2, "the replay should hold at least two events"
 
     cfg = {"device": "cpu",
@@ -49,10 +55,16 @@ def test_daemon_alerts_are_what_score_flags(tiny_bundle, machine_data, tmp_path)
     proc = subprocess.run([*sentinel_cmd(), "run", "--config", str(config)], capture_output=True, text=True,
                           timeout=180, env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert proc.returncode == 0, proc.stderr
-    alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    got = [(a["start_offset_s"], a["peak_score"]) for a in alerts]
+    journal = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    alerts = [a for a in journal if a["kind"] == "alert"]
+    got = [(a["start_offset_s"], a["opening_score"]) for a in alerts]
     assert [g[0] for g in got] == [e[0] for e in expected]
     np.testing.assert_allclose([g[1] for g in got], [e[1] for e in expected], rtol=1e-3, atol=1e-3)
+    # Each event's end carries its real peak, the one `score`'s windows reach, under the same event_id.
+    closed = {a["event_id"]: a for a in journal if a["kind"] == "alert_end"}
+    assert [closed[a["event_id"]]["start_offset_s"] for a in alerts] == [e[0] for e in ends]
+    np.testing.assert_allclose([closed[a["event_id"]]["peak_score"] for a in alerts], [e[1] for e in ends],
+                               rtol=1e-3, atol=1e-3)
 
 
 def test_microphone_gain_alone_raises_no_alert(tiny_bundle, machine_data, tmp_path):

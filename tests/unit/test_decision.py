@@ -38,3 +38,17 @@ def test_event_is_open_from_the_alert_until_cooldown_after_it():
         states.append(d.event_open())
     # on at the alert, on while anomalous, off once 2 s of stream have passed since the alert's end
     assert states == [False, True, True, True, True, False, False, False, False]
+
+
+def test_a_closed_event_reports_its_real_peak_and_end():
+    d = Decider(threshold=1.0, k=1, n=1, cooldown_s=5)
+    closed = []
+    for i, s in enumerate([0, 3, 9, 40, 7, 0, 0]):
+        opened = d.update(i * 0.5, i * 0.5 + 1.0, s)
+        if opened:
+            assert opened.peak == 3  # what opened it: the alert goes out at once
+        closed += [e for e in [d.closed()] if e]
+    assert len(closed) == 1
+    e = closed[0]
+    assert (e.start_s, e.end_s, e.peak) == (0.5, 3.0, 40)  # the event went on to 40 and ended with its 5th window
+    assert d.closed() is None  # handed over once

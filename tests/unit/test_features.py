@@ -7,7 +7,7 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 
 from sentinel.features import FeatureExtractor, FeatureSpec, LogMel
-from sentinel.features.wavelet import dwt2_channels, idwt2_channels
+from sentinel.features.wavelet import dwt2_channels
 
 
 @pytest.mark.parametrize(
@@ -44,10 +44,9 @@ def test_window_crop_matches_whole_recording_spectrogram():
     torch.testing.assert_close(whole[:, inner], window[:, inner], atol=1e-3, rtol=1e-4)
 
 
-def test_wavelet_round_trip_and_matches_pywavelets():
+def test_wavelet_matches_pywavelets():
     x = torch.randn(2, 1, 32, 16, dtype=torch.float64)
     c = dwt2_channels(x)
-    torch.testing.assert_close(idwt2_channels(c), x)
     approx, (h, v, d) = pywt.dwt2(x[0, 0].numpy(), "haar")
     np.testing.assert_allclose(c[0, 0].numpy(), approx, atol=1e-6)
     np.testing.assert_allclose(torch.cat([c[0, 1:]]).numpy(), np.stack([h, v, d]), atol=1e-6)

@@ -157,7 +157,7 @@ def test_young_span_raises_no_false_alarm(tiny_bundle):
     for w in waves[20:]:
         win = sliding_windows(w, spec.window_samples, hop).samples
         res = scorer.score(win, [SpanState(n)] * len(win))
-        z = (res.components["span"] - stats.component_mean["span"]) / stats.component_std["span"]
+        z = stats.window_scores({"span": res.components["span"]}, weights={"span": 1.0})  # the span's score alone
         young.append(float(z[1]))  # two windows held
         full.append(float(z[n - 1]))
     # unscaled, young spans would sit this many normal spreads above full ones

@@ -1,4 +1,4 @@
-"""What DDPM and DDIM share: the noise schedule, `add_noise`, and the step's typed output."""
+"""The noise schedule, `add_noise`, and the step's typed output: what the training loss and the DDIM sampler share."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """The forward (noising) process. Saved in the bundle; DDPM and DDIM read the same one."""
+    """The forward (noising) process. Saved in the bundle; training and DDIM read the same one."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 

@@ -29,7 +29,8 @@ function card(name) {
   const c = {el, xs: [], ys: [], threshold: null, plot: null, visible: true, spec: null};
   const opts = {
     width: Math.max(300, el.clientWidth - 30), height: 170,
-    scales: {x: {time: true}},
+    // asinh y axis: linear near 0, logarithmic beyond, so a threshold of 3.6 still shows under peaks of 200+.
+    scales: {x: {time: true}, y: {distr: 4, asinh: 1}},
     axes: [{}, {label: "score", size: 50}],
     series: [{}, {label: "score", stroke: "#1f2937", width: 1.5, points: {show: false}},
              {label: "threshold", stroke: "#c62828", dash: [6, 4], width: 1.5, points: {show: false}}],
@@ -93,18 +94,21 @@ function addAlert(a, fresh) {
   if (!row) {
     row = document.createElement("tr");
     row.dataset.eventId = a.event_id;
-    for (const text of [a.start.replace("T", " ").slice(5, 19), a.source, fmt(a.peak_score)]) {
+    for (const text of [a.start.replace("T", " ").slice(5, 19), a.source, ""]) {
       const td = document.createElement("td"); td.textContent = text; row.appendChild(td);
     }
     const clip = document.createElement("td"), button = document.createElement("button");
     button.textContent = "view"; button.disabled = true;
-    button.addEventListener("click", () => showFigure(a));
     clip.appendChild(button); row.appendChild(clip);
     if (fresh) row.classList.add("new");
     tbody.prepend(row);
     seenAlerts.add(a.event_id);
     document.getElementById("no-alerts").hidden = true;
   }
+  // The score that opened the event until it closes; then its real peak (the alert_end's).
+  row.children[2].textContent = a.peak_score !== undefined ? fmt(a.peak_score) : `${fmt(a.opening_score)}…`;
+  row.children[2].title = a.peak_score !== undefined ? `peak over ${fmt(a.duration_s)} s` : "opening score; still going on";
+  row.querySelector("button").onclick = () => showFigure(a);
   if (a.clip_name && !row.querySelector("audio")) {
     const audio = document.createElement("audio");
     audio.controls = true; audio.preload = "metadata";
@@ -118,7 +122,7 @@ function showFigure(a) {
   const fig = document.getElementById("alert-figure");
   fig.querySelector("img").src = `api/alerts/${encodeURIComponent(a.event_id)}/figure.png`;
   fig.querySelector("figcaption").textContent =
-    `${a.source} · ${a.start} · peak ${fmt(a.peak_score)} · threshold ${fmt(a.threshold)}`;
+    `${a.source} · ${a.start} · ${a.peak_score !== undefined ? "peak " + fmt(a.peak_score) : "opened at " + fmt(a.opening_score)} · threshold ${fmt(a.threshold)}`;
   fig.hidden = false;
 }
 
