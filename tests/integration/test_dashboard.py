@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 import yaml
 
+from sentinel.config import DEMO_DIR
 from sentinel.features.spec import FeatureSpec
 from sentinel.web.server import DashboardServer
 from sentinel.web.settings import WebConfig
@@ -36,7 +37,8 @@ def test_demo_in_a_real_browser(tmp_path):
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    cfg = {"device": "cpu", "web": {"port": port},
+    cfg = {"device": "cpu", "web": {"port": port}, "daemon": {"bundle": str(DEMO_DIR / "bundle")},
+           "sources": [{"name": "demo", "kind": "file", "path": str(DEMO_DIR / "recording.flac"), "loop": True}],
            "alerts": {"endpoint": f"tcp://127.0.0.1:{free_port()}", "journal": str(tmp_path / "alerts.jsonl"),
                       "clips_dir": str(tmp_path / "clips"), "clip_post_s": 1.0}}
     config = tmp_path / "sentinel.yaml"
@@ -160,12 +162,13 @@ def test_non_loopback_bind_without_token_refuses_to_start(tmp_path):
     from tests.conftest import run_cli
 
     p = tmp_path / "c.yaml"
-    p.write_text("web: {host: 0.0.0.0}\n")
+    sources = "sources: [{name: a, kind: microphone}]\ndaemon: {bundle: b}\n"
+    p.write_text(sources + "web: {host: 0.0.0.0}\n")
     proc = run_cli("run", "--config", str(p))
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "web" in lines[0] and "token" in lines[0], proc.stderr
-    p.write_text("web: {host: 0.0.0.0, token: credential:web}\n")
+    p.write_text(sources + "web: {host: 0.0.0.0, token: credential:web}\n")
     assert "OK" in run_cli("check-config", str(p)).stdout
 
 

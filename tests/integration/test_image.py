@@ -55,8 +55,9 @@ def test_bundle_is_an_image_bundle(image_bundle):
     meta = json.loads((image_bundle / "bundle.json").read_text())
     assert meta["modality"] == "image" and meta["features"]["size"] == 64
     assert meta["model"]["in_channels"] == 12  # Haar DWT of RGB: 4 bands x 3 colours
-    assert meta["calibration"]["method"] == "quantile"  # set by training on its held-out crops
-    assert meta["image_map"]["config"]["grid"] == 32 and meta["calibration"]["n_files"] >= 2
+    calibration = meta["postprocess"]["calibration"]
+    assert calibration["method"] == "quantile"  # set by training on its held-out crops
+    assert meta["image_map"]["config"]["grid"] == 32 and calibration["n_files"] >= 2
 
 
 def test_calibrating_on_training_images_warns(image_bundle, category, tmp_path):
@@ -139,6 +140,6 @@ def test_train_on_a_folder_that_is_not_a_category(tmp_path):
 
 def test_daemon_refuses_an_image_bundle(image_bundle, tmp_path):
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(f"daemon: {{bundle: {image_bundle}}}\n")
+    cfg.write_text(f"daemon: {{bundle: {image_bundle}}}\nsources: [{{name: mic, kind: microphone}}]\n")
     proc = run_cli("run", "--config", str(cfg), timeout=60)
     assert proc.returncode != 0 and "an image model" in proc.stderr

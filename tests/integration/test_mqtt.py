@@ -38,11 +38,13 @@ def start_daemon(config):
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
 
 
-def journal_alerts(tmp_path) -> list[dict]:
+def journal_alerts(tmp_path, kind: str = "alert") -> list[dict]:
+    """The journal's records of one kind (alert, alert_end) as the MQTT sink sends them (no topic)."""
     path = tmp_path / "alerts.jsonl"
     if not path.exists():
         return []
-    return [{k: v for k, v in json.loads(x).items() if k != "topic"} for x in path.read_text().splitlines()]
+    records = [json.loads(x) for x in path.read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "topic"} for r in records if r["kind"] == kind]
 
 
 @pytest.fixture
@@ -69,10 +71,6 @@ def test_alerts_status_discovery_and_offline_will(tiny_bundle, machine_data, tmp
         alert = rec.json_on("sentinel/loud/alert")[0]
         assert alert in journal_alerts(tmp_path)  # exactly as journalled
         assert alert["opening_score"] > alert["threshold"] and alert["source"] == "loud"
-        # The event's end follows, from the journal too, with the event's real peak.
-        assert rec.wait(lambda: rec.on("sentinel/loud/alert_end")), "no alert_end over MQTT"
-        end = rec.json_on("sentinel/loud/alert_end")[0]
-        assert end["event_id"] == alert["event_id"] and end["peak_score"] >= alert["opening_score"]
         status = rec.json_on("sentinel/quiet/status")[-1]
         assert status["connected"] is True and status["anomaly"] is False
         assert any(s["anomaly"] for s in rec.json_on("sentinel/loud/status")), "problem sensor never turned on"
@@ -112,7 +110,7 @@ def test_alerts_raised_while_broker_is_down_arrive_in_order(tiny_bundle, machine
     sf.write(tmp_path / "loop.wav", x, 16000)
     sources = [{"name": "loud", "kind": "file", "path": str(tmp_path / "loop.wav"), "loop": True}]
     config = daemon_config(tmp_path, tiny_bundle, sources, {"port": broker.port, "reconnect_max_s": 1})
-    rec = Recorder(broker.port, ["sentinel/+/alert"], client_id="watcher", persistent=True)
+    rec = Recorder(broker.port, ["sentinel/+/alert", "sentinel/+/alert_end"], client_id="watcher", persistent=True)
     proc = start_daemon(config)
     try:
         assert rec.wait(lambda: rec.on("sentinel/loud/alert")), f"no alert over MQTT: {proc.stderr}"
@@ -140,6 +138,13 @@ def test_alerts_raised_while_broker_is_down_arrive_in_order(tiny_bundle, machine
         got = rec.wait(delivered, timeout=60)
         assert got, f"{len(delivered() or [])} of {len(journalled)} journalled alerts arrived after the outage"
         assert got[:len(journalled)] == journalled  # every alert, in journal order, exactly as journalled
+        # Each event's end follows from the journal too, under its alert's event_id, with the real peak.
+        ended = {e["event_id"]: e for e in journal_alerts(tmp_path, "alert_end")}
+        assert ended, "no event closed in the replay"
+        assert rec.wait(lambda: {e["event_id"] for e in rec.json_on("sentinel/loud/alert_end")} >= set(ended))
+        opened = {a["event_id"]: a for a in journalled}
+        for event_id, end in ended.items():
+            assert end["peak_score"] >= opened[event_id]["opening_score"] and end["duration_s"] > 0
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)

@@ -128,3 +128,14 @@ def test_home_assistant_shorthand(tmp_path):
     p.write_text(SOURCE + "alerts:\n  mqtt: {enabled: true, home_assistant: true}\n")
     ha = load_config(p).alerts.mqtt.home_assistant
     assert ha.enabled and ha.discovery_prefix == "homeassistant"
+
+
+def test_loading_the_daemons_config_imports_no_trainer():
+    """`sentinel run`'s config is the daemon's alone: reading it needs neither the trainer nor torch."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, sentinel.config as c; c.load_config(None); "
+             "print(sorted(m for m in sys.modules if m.startswith(('sentinel.training', 'torch'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
