@@ -60,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     common = {"device": device, "log": get_logger("sentinel.train").info,
               "on_file_error": lambda m: _warn(f"skipped {m}")}
     if args.model == "autoencoder":
-        from sentinel.baseline.train import train_autoencoder
+        from sentinel.training.autoencoder import train_autoencoder
 
         if args.modality == "image":
             raise DataError("train --model autoencoder: the DCASE baseline is for audio; drop --modality image")
