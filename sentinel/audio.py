@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +111,23 @@ def find_files(paths: Iterable[str | Path], extensions: set[str]) -> list[Path]:
 def find_audio(paths: Iterable[str | Path]) -> list[Path]:
     """Audio files under files, folders and glob patterns."""
     return find_files(paths, AUDIO_EXTENSIONS)
+
+
+def windowable(files: Iterable[Path], sample_rate: int, window_samples: int, on_error: Callable[[str], None],
+               tile_short: bool = False) -> Iterator[tuple[Path, torch.Tensor]]:
+    """(path, waveform) of every file that reads and holds at least one window; the others are
+    named through `on_error` (one line each) and passed over. `tile_short` repeats a clip shorter
+    than a window to fill one (dataset clips: silence would look anomalous)."""
+    for f in files:
+        try:
+            wave = load_audio(f, sample_rate)
+        except AudioError as e:
+            on_error(str(e))
+            continue
+        if tile_short and 0 < wave.numel() < window_samples:
+            wave = wave.repeat(-(-window_samples // wave.numel()))[:window_samples]
+        if wave.numel() < window_samples:
+            on_error(f"{f}: {wave.numel() / sample_rate:.2f} s is shorter than one window "
+                     f"({window_samples / sample_rate:.2f} s)")
+            continue
+        yield f, wave

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sentinel.audio import find_audio, load_audio
-from sentinel.errors import AudioError, DataError
+from sentinel.audio import find_audio, windowable
+from sentinel.errors import DataError
 from sentinel.scoring.scorer import WindowScorer
 
 
@@ -42,18 +42,8 @@ def score_files(scorer: WindowScorer, paths: Sequence[str | Path], must_find: bo
     if not files and must_find:
         raise DataError(f"{', '.join(map(str, paths))}: no audio files found")
     out = []
-    for f in files:
-        try:
-            wave = load_audio(f, spec.sample_rate)
-        except AudioError as e:
-            warn(f"skipped {e}")
-            continue
-        if wave.numel() < spec.window_samples and tile_short:
-            wave = wave.repeat(-(-spec.window_samples // wave.numel()))[: spec.window_samples]
-        if wave.numel() < spec.window_samples:
-            warn(f"skipped {f}: {wave.numel() / spec.sample_rate:.2f} s is shorter than one window "
-                 f"({spec.window_seconds:.2f} s)")
-            continue
+    for f, wave in windowable(files, spec.sample_rate, spec.window_samples, lambda m: warn(f"skipped {m}"),
+                              tile_short):
         res = scorer.score_recording(wave)
         post = scorer.post
         out.append(ScoredFile(f, res.starts_s, res.window_s, res.scores.numpy(), post.file_score(res.scores),

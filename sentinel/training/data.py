@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from sentinel.audio import find_audio, load_audio
-from sentinel.errors import AudioError, DataError
+from sentinel.audio import find_audio, windowable
+from sentinel.errors import DataError
 from sentinel.features.spec import FeatureSpec
 
 
@@ -26,20 +26,8 @@ def load_recordings(
     files = find_audio(paths)
     if not files:
         raise DataError(f"{', '.join(map(str, paths))}: no audio files found (wav, flac, ogg, mp3, ...)")
-    out = []
-    for f in files:
-        try:
-            wave = load_audio(f, spec.sample_rate)
-        except AudioError as e:
-            if on_error:
-                on_error(str(e))
-            continue
-        if wave.numel() < spec.window_samples:
-            if on_error:
-                on_error(f"{f}: {wave.numel() / spec.sample_rate:.2f} s is shorter than one window "
-                         f"({spec.window_seconds:.2f} s); skipped")
-            continue
-        out.append(Recording(f, wave))
+    out = [Recording(f, wave) for f, wave in
+           windowable(files, spec.sample_rate, spec.window_samples, on_error or (lambda m: None))]
     if not out:
         raise DataError(f"{', '.join(map(str, paths))}: none of {len(files)} audio files is usable")
     return out
