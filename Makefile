@@ -55,8 +55,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/textures.py
 
-# As root: venv in $(PREFIX), `sentinel` on PATH, the unit, and the example config (an existing one
-# is kept). The example has no sources: the service refuses to start until you add yours.
+# As root: venv in $(PREFIX), `sentinel` on PATH, then `sentinel install-service`: the unit and the
+# example config (an existing one is kept). The example has no sources: the service refuses to start until you add yours.
 PREFIX ?= /opt/sentinel
 BINDIR ?= /usr/local/bin
 install:
@@ -64,14 +64,8 @@ install:
 	$(PREFIX)/venv/bin/python -m pip install --quiet $(TORCH_SPEC)
 	$(PREFIX)/venv/bin/python -m pip install --quiet .
 	install -D -m 0644 README.md $(PREFIX)/README.md
-	install -D -m 0644 systemd/sentinel.service /etc/systemd/system/sentinel.service
-	sed -i 's#/opt/sentinel/venv#$(PREFIX)/venv#' /etc/systemd/system/sentinel.service
-	[ -e /etc/sentinel/sentinel.yaml ] || install -D -m 0644 configs/sentinel.yaml /etc/sentinel/sentinel.yaml
 	install -d $(BINDIR) && ln -sf $(PREFIX)/venv/bin/sentinel $(BINDIR)/sentinel
-	-systemctl daemon-reload
-	@echo "installed: $(BINDIR)/sentinel, /etc/systemd/system/sentinel.service, /etc/sentinel/sentinel.yaml"
-	@echo "next: add your sources and daemon.bundle to /etc/sentinel/sentinel.yaml, check it with"
-	@echo "      sentinel check-config /etc/sentinel/sentinel.yaml, then systemctl enable --now sentinel"
+	$(PREFIX)/venv/bin/sentinel install-service
 
 clean:
 	rm -rf $(DEMO) bench-out .pytest_cache

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sentinel import cli_daemon
 from sentinel.cli_args import build_parser
 from sentinel.errors import DataError, SentinelError
 
@@ -225,57 +226,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from sentinel.config import load_config
-    from sentinel.service.daemon import Daemon
-
-    daemon = Daemon(load_config(args.config), args.config)
-    daemon.install_signal_handlers()
-    return daemon.run()
-
-
-def cmd_keygen(args: argparse.Namespace) -> int:
-    import zmq.auth
-
-    Path(args.dir).mkdir(parents=True, exist_ok=True)
-    print(json.dumps(dict(zip(("public", "secret"), zmq.auth.create_certificates(args.dir, args.name), strict=True))))
-    return 0
-
-
-def cmd_check_config(args: argparse.Namespace) -> int:
-    from sentinel.errors import ConfigError
-
-    try:
-        if args.program == "train":
-            from sentinel.training.config import load_train_config
-
-            load_train_config(args.file)
-            print(f"{args.file}: OK (training config)")
-        else:
-            from sentinel.config import load_config
-
-            print(f"{args.file}: OK ({len(load_config(args.file).sources)} sources)")
-    except ConfigError as e:
-        print(str(e))
-        return 1
-    return 0
-
-
-def cmd_subscribe(args: argparse.Namespace) -> int:
-    from sentinel.alerts.publisher import subscribe
-
-    timeout_ms = int(args.timeout * 1000) if args.timeout else None
-    stream = subscribe(args.endpoint, args.topic, timeout_ms=timeout_ms, server_public=args.server_key,
-                       client_secret=args.client_key)
-    for n, (topic, record) in enumerate(stream, start=1):
-        print(json.dumps({"topic": topic, **record}), flush=True)
-        if args.count and n >= args.count:
-            break
-    return 0
-
-
-COMMANDS = {"train": cmd_train, "calibrate": cmd_calibrate, "score": cmd_score, "eval": cmd_eval, "run": cmd_run,
-            "check-config": cmd_check_config, "subscribe": cmd_subscribe, "keygen": cmd_keygen}
+COMMANDS = {"train": cmd_train, "calibrate": cmd_calibrate, "score": cmd_score, "eval": cmd_eval,
+            **cli_daemon.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

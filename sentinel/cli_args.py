@@ -151,6 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--server-key", metavar="FILE", help="the publisher's CURVE public certificate")
     b.add_argument("--client-key", metavar="FILE", help="this client's CURVE certificate with secret key")
 
+    for name, what in (("arm", "arm a source again (or every source): its alerts notify and raise problems"),
+                       ("disarm", "disarm a source (or every source): it keeps scoring and journalling, marked "
+                        "disarmed, but notifies nobody and raises no Home Assistant problem")):
+        a = sub.add_parser(name, help=what.split(":")[0], description=what[0].upper() + what[1:] + ". Kept in "
+                           "alerts.arming_file, so it survives a restart; the running daemon follows within a second.")
+        a.add_argument("source", nargs="?", metavar="SOURCE", help="a configured source (default: every source)")
+        a.add_argument("--config", metavar="FILE", help="the daemon's config (default: the demo's)")
+        if name == "disarm":
+            a.add_argument("--for", dest="for_", metavar="DURATION",
+                           help="re-arm by itself after this long (90s, 15m, 2h, 1d); default: until `sentinel arm`")
+
+    i = sub.add_parser("install-service", help="install the systemd unit and an example config",
+                       description="Write ROOT/etc/systemd/system/sentinel.service (running this installation's "
+                       "sentinel) and ROOT/etc/sentinel/sentinel.yaml (the commented example; an existing one is "
+                       "kept), and print where.")
+    i.add_argument("--root", default="/", metavar="DIR", help="file system root to install under (default /)")
+
     g2 = sub.add_parser("keygen", help="make a CURVE certificate pair for the alert socket",
                         description="Write NAME.key (public) and NAME.key_secret (secret) into DIR, in ZeroMQ's "
                         "certificate format: one for the daemon (alerts.curve_secret_key) and one per client.")

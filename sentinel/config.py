@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sentinel import configfile
-from sentinel.alerts.settings import MqttConfig
+from sentinel.alerts.settings import MqttConfig, NotifyRule
 from sentinel.errors import ConfigError
 from sentinel.web.settings import WebConfig
 
@@ -103,6 +103,21 @@ class AlertsConfig(BaseModel):
         bool, Field(description="Allow a plain-text publisher on a non-loopback address (trusted networks only).")
     ] = False
     mqtt: Annotated[MqttConfig, Field(description="MQTT broker sink (and Home Assistant discovery).")] = MqttConfig()
+    notify: Annotated[
+        list[NotifyRule], Field(description="Notifications to people through Apprise, sent from the journal: a "
+                                "list of {url, sources, min_score, quiet_hours, max_per_hour, attach_clip}.")
+    ] = []
+    arming_file: Annotated[
+        str, Field(description="Which sources are disarmed, and until when (sentinel arm / disarm, MQTT, Home "
+                   "Assistant); kept across restarts.")
+    ] = "sentinel-state/arming.json"
+
+    @model_validator(mode="after")
+    def _unique_rule_names(self) -> AlertsConfig:
+        names = [r.name or str(i) for i, r in enumerate(self.notify)]
+        if len(set(names)) != len(names):
+            raise ValueError("notify: two rules have the same name; give each its own (it names its cursor)")
+        return self
 
 
 class MetricsConfig(BaseModel):

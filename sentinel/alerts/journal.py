@@ -22,6 +22,8 @@ import time
 from collections import deque
 from pathlib import Path
 
+from sentinel.files import atomic_write
+
 
 def _repair(path: Path, log) -> None:
     """Cut a torn tail (the bytes after the last newline) off the journal and keep it beside it."""
@@ -124,3 +126,58 @@ class Journal:
     def read(path: str | Path) -> list[dict]:
         with open(path, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.strip()]
+
+
+class JournalCursor:
+    """How far into the journal a sink has delivered, in bytes, with whatever else the sink must
+    not forget across a restart (`extra`), kept in a small file replaced atomically (a crash
+    leaves the old or the new state, never a torn one)."""
+
+    def __init__(self, path: str | Path, journal: str | Path) -> None:
+        self.path, self.journal = Path(path), Path(journal)
+        self.extra: dict = {}
+        self.offset = self._load()
+
+    def _load(self) -> int:
+        try:
+            state = json.loads(self.path.read_text())
+            self.extra = dict(state.get("extra") or {})
+            return int(state["offset"])
+        except FileNotFoundError:
+            # First start of this sink: send what is raised from now on, not the journal's whole past.
+            return self.journal.stat().st_size if self.journal.exists() else 0
+        except (ValueError, KeyError, TypeError, OSError):
+            return 0  # unreadable: resend everything rather than lose anything
+
+    def save(self, offset: int | None = None) -> None:
+        if offset is not None:
+            self.offset = offset
+        state = {"journal": str(self.journal), "offset": self.offset, "extra": self.extra}
+        atomic_write(self.path, lambda tmp: tmp.write_text(json.dumps(state)))
+
+
+def unsent_lines(journal: Path, cursor: JournalCursor, log=None) -> list[tuple[int, bytes]]:
+    """(offset just past it, line) of every complete journal line past the cursor, in order; a
+    line still being written (no newline yet) waits for the next call. A journal shorter than the
+    cursor was replaced: it is read from its start."""
+    try:
+        size = journal.stat().st_size
+    except FileNotFoundError:
+        return []
+    if size < cursor.offset:
+        if log:
+            log.warning("journal is shorter than a sink's cursor (replaced?); sending it from the start",
+                        journal=str(journal), cursor=str(cursor.path))
+        cursor.save(0)
+    if size == cursor.offset:
+        return []
+    with open(journal, "rb") as f:
+        f.seek(cursor.offset)
+        data = f.read(size - cursor.offset)
+    out, offset = [], cursor.offset
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        offset += len(line)
+        out.append((offset, line))
+    return out

@@ -16,6 +16,7 @@ Topics (prefix `sentinel` by default):
   <prefix>/<source>/status   the latest status JSON, retained
   <prefix>/<source>/score    every window's score, QoS 0 (only with alerts.publish_scores)
   <prefix>/availability      online / offline (offline is also the last will)
+  <prefix>/<source>/armed/set  command: ON arms the source, OFF disarms it (Home Assistant's switch)
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from sentinel.alerts.journal import JournalCursor, unsent_lines
 from sentinel.alerts.settings import MqttConfig
 from sentinel.credentials import secret_value
 from sentinel.errors import ConfigError
-from sentinel.files import atomic_write
 
 ONLINE, OFFLINE = "online", "offline"
 
@@ -84,6 +85,11 @@ def discovery_messages(cfg: MqttConfig, client_id: str, source: str, version: st
             # null before the first window: None leaves the sensor unknown rather than 0
             "value_template": "{{ value_json.last_score }}",
         }),
+        ("switch", "armed", {
+            "name": f"{source} armed", "icon": "mdi:shield-check",
+            "command_topic": f"{prefix}/{source}/armed/set", "payload_on": "ON", "payload_off": "OFF",
+            "value_template": "{{ 'ON' if value_json.armed else 'OFF' }}", "state_on": "ON", "state_off": "OFF",
+        }),
         ("binary_sensor", "connected", {
             "name": f"{source} connected", "device_class": "connectivity", "entity_category": "diagnostic",
             "value_template": "{{ 'ON' if value_json.connected else 'OFF' }}",
@@ -100,33 +106,12 @@ def discovery_messages(cfg: MqttConfig, client_id: str, source: str, version: st
     return out
 
 
-class JournalCursor:
-    """How far into the journal the broker has acknowledged, in bytes, kept in a small file that
-    is replaced atomically (a crash leaves the old or the new offset, never a torn one)."""
-
-    def __init__(self, path: str | Path, journal: str | Path) -> None:
-        self.path, self.journal = Path(path), Path(journal)
-        self.offset = self._load()
-
-    def _load(self) -> int:
-        try:
-            return int(json.loads(self.path.read_text())["offset"])
-        except FileNotFoundError:
-            # First start with MQTT: send what is raised from now on, not the journal's whole past.
-            return self.journal.stat().st_size if self.journal.exists() else 0
-        except (ValueError, KeyError, TypeError, OSError):
-            return 0  # unreadable: resend everything rather than lose anything
-
-    def save(self, offset: int) -> None:
-        self.offset = offset
-        atomic_write(self.path, lambda tmp: tmp.write_text(json.dumps({"journal": str(self.journal),
-                                                                        "offset": offset})))
-
-
 class MqttSink(threading.Thread):
-    def __init__(self, cfg: MqttConfig, journal: str | Path, log=None, version: str = "0") -> None:
+    def __init__(self, cfg: MqttConfig, journal: str | Path, log=None, version: str = "0", arming=None) -> None:
         super().__init__(name="mqtt", daemon=True)
         self.cfg, self.log, self.version = cfg, log, version
+        self.arming = arming
+        """sentinel.alerts.arming.Arming: <prefix>/<source>/armed/set ON|OFF arms or disarms a source."""
         self.client_id = cfg.client_id or default_client_id()
         self.journal = Path(journal)
         self.cursor = JournalCursor(cfg.cursor or f"{journal}.mqtt-cursor", journal)
@@ -163,6 +148,7 @@ class MqttSink(threading.Thread):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     # -- what the daemon calls (never blocks) --------------------------------------------------
@@ -202,12 +188,31 @@ class MqttSink(threading.Thread):
             return
         self._refused = None
         client.publish(f"{self.cfg.topic_prefix}/availability", ONLINE, qos=1, retain=True)
+        if self.arming is not None:
+            client.subscribe(f"{self.cfg.topic_prefix}/+/armed/set", qos=1)
         with self._lock:
             self._discovered.clear()  # the broker may have lost its retained configs
         self._connected.set()
         self._wake.set()
         if self.log:
             self.log.info("MQTT connected", broker=f"{self.cfg.host}:{self.cfg.port}")
+
+    def _on_message(self, client, userdata, msg) -> None:  # noqa: ARG002
+        """A command: <prefix>/<source>/armed/set with ON (arm) or OFF (disarm, until armed again)."""
+        parts = msg.topic.split("/")
+        payload = msg.payload.decode(errors="replace").strip().upper()
+        if self.arming is None or len(parts) < 3 or parts[-2:] != ["armed", "set"] or payload not in ("ON", "OFF"):
+            if self.log:
+                self.log.warning("MQTT command ignored; send ON or OFF to <prefix>/<source>/armed/set",
+                                 topic=msg.topic, payload=payload[:40])
+            return
+        source = parts[-3]
+        if payload == "ON":
+            self.arming.arm(source)
+        else:
+            self.arming.disarm(source, by="mqtt")
+        if self.log:
+            self.log.info("armed" if payload == "ON" else "disarmed", source=source, by="mqtt")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ARG002
         was = self._connected.is_set()
@@ -276,28 +281,10 @@ class MqttSink(threading.Thread):
 
     def _send_journal(self) -> None:
         """Every complete journal line past the cursor, one acknowledged alert at a time (in order)."""
-        try:
-            size = self.journal.stat().st_size
-        except FileNotFoundError:
-            return
-        if size < self.cursor.offset:
-            if self.log:
-                self.log.warning("journal is shorter than the MQTT cursor (replaced?); sending it from the start",
-                                 journal=str(self.journal))
-            self.cursor.save(0)
-        if size == self.cursor.offset:
-            return
-        with open(self.journal, "rb") as f:
-            f.seek(self.cursor.offset)
-            data = f.read(size - self.cursor.offset)
-        offset = self.cursor.offset
-        for line in data.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break  # being written (or torn by a crash): wait for its newline
+        for end, line in unsent_lines(self.journal, self.cursor, self.log):
             if not self._deliver(line):
                 return  # stopping: the cursor stays before this line
-            offset += len(line)
-            self.cursor.save(offset)
+            self.cursor.save(end)
 
     def _deliver(self, line: bytes) -> bool:
         try:

@@ -33,6 +33,8 @@ class Alert:
     bundle_id: str
     clip: str | None
     """WAV of the audio around the event; written `clip_post_s` seconds after the alert."""
+    disarmed: bool = False
+    """The source was disarmed: journalled and published, but no notification and no HA problem."""
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     schema: int = SCHEMA_VERSION
     kind: str = "alert"
@@ -80,6 +82,8 @@ class Status:
     """Seconds of audio never scored since the daemon started: outages, stalls and overruns."""
     reconnects: int = 0
     """Times the source lost its connection (or device) and tried again."""
+    armed: bool = True
+    """False while the source is disarmed (sentinel disarm): `anomaly` then stays false."""
     schema: int = SCHEMA_VERSION
     kind: str = "status"
 

@@ -66,3 +66,38 @@ class MqttConfig(BaseModel):
         if self.password is not None and self.username is None:
             raise ValueError("password needs a username")
         return self
+
+
+_HHMM = r"([01]\d|2[0-3]):[0-5]\d"
+
+
+class NotifyRule(BaseModel):
+    """One notification target for people (through Apprise) and what reaches it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[
+        str, Field(min_length=1, description="Apprise URL (ntfy://, tgram://, mailto://, json://, ... ~100 services), "
+                   "or credential:NAME for a systemd credential holding it (URLs carry tokens).")
+    ]
+    name: Annotated[
+        str | None, Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Names this rule's send cursor "
+                          "(<journal>.notify-<name>); null = its position in the list.")
+    ] = None
+    sources: Annotated[
+        list[str] | None, Field(description="Sources whose alerts this rule sends; null = all.")
+    ] = None
+    min_score: Annotated[
+        float | None, Field(description="Send only alerts whose opening score is at least this; null = every alert.")
+    ] = None
+    quiet_hours: Annotated[
+        str | None, Field(pattern=rf"^{_HHMM}-{_HHMM}$", description="Local time span HH:MM-HH:MM (may cross "
+                          "midnight) in which alerts are held (still journalled), then summarised in one message.")
+    ] = None
+    max_per_hour: Annotated[
+        int | None, Field(ge=1, description="At most this many messages in any hour; what is held back is "
+                          "summarised once there is room. null = no cap.")
+    ] = None
+    attach_clip: Annotated[
+        bool, Field(description="Attach the event's WAV clip where the service takes attachments.")
+    ] = True

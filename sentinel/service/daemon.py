@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from sentinel import __version__
+from sentinel.alerts.arming import Arming
 from sentinel.alerts.journal import Journal
 from sentinel.alerts.publisher import Publisher
 from sentinel.bundle import Bundle, load_bundle
@@ -78,6 +79,7 @@ class Daemon:
         self.pipeline_policy = RestartPolicy()
         self.source_policies: dict[str, RestartPolicy] = {}
         self.healthy_after_s = HEALTHY_AFTER_S
+        self.arming: Arming | None = None
 
     # -- signals: record only -------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal API
@@ -191,11 +193,12 @@ class Daemon:
             if not self.sources:
                 raise SentinelError("no source could be opened; see the errors above")
 
+            arming = self.arming = Arming(a.arming_file)
             mqtt_sink = None
             if a.mqtt.enabled:
                 from sentinel.alerts.mqtt import MqttSink  # paho only where MQTT is asked for
 
-                mqtt_sink = MqttSink(a.mqtt, a.journal, log=self.log, version=__version__)
+                mqtt_sink = MqttSink(a.mqtt, a.journal, log=self.log, version=__version__, arming=arming)
                 mqtt_sink.start()
                 closers.append(mqtt_sink.close)
             self.mqtt = mqtt_sink
@@ -204,6 +207,8 @@ class Daemon:
             if board is not None:
                 closers.append(board.close)
             publish_scores = a.publish_scores
+            notifiers = self._notifiers(cfg, board)
+            closers += [n.close for n in notifiers]
 
             def sink(topic: str, record: dict, durable: bool) -> None:
                 if durable:
@@ -213,6 +218,9 @@ class Daemon:
                 if not publish_scores and topic.startswith("score."):
                     return
                 publisher.publish(topic, record)
+                if durable:  # never blocks: each notification rule reads the journal on its own thread
+                    for n in notifiers:
+                        n.wake()
                 if mqtt_sink is not None:  # never blocks: the MQTT thread reads the journal itself
                     if durable:
                         mqtt_sink.wake()
@@ -225,6 +233,7 @@ class Daemon:
                 debounce_k=d.debounce_k, debounce_n=d.debounce_n, cooldown_s=d.cooldown_s,
                 clips_dir=a.clips_dir, clip_pre_s=a.clip_pre_s, clip_post_s=a.clip_post_s,
                 status_interval_s=a.status_interval_s, emit_scores=publish_scores or board is not None,
+                armed=arming.is_armed,
             )
             self._pipeline_args = (settings, bundle.bundle_id, sink, self.log, metrics)
             self.pipeline = Pipeline(scorer, [s for _, s in self.sources.values()],
@@ -240,6 +249,21 @@ class Daemon:
             self._shutdown()
             for close in reversed(closers):
                 close()
+
+    def _notifiers(self, cfg: RunConfig, board) -> list:
+        """One running sink per alerts.notify rule (none: Apprise is not even imported)."""
+        if not cfg.alerts.notify:
+            return []
+        from sentinel.alerts.notifications import NotificationSink
+
+        url = board.url if board is not None else None
+        out = []
+        for i, rule in enumerate(cfg.alerts.notify):
+            n = NotificationSink(rule, rule.name or str(i), cfg.alerts.journal, dashboard_url=url,
+                                 clip_wait_s=cfg.alerts.clip_post_s + 3.0, log=self.log)
+            n.start()
+            out.append(n)
+        return out
 
     def _dashboard(self, cfg: RunConfig, bundle: Bundle):
         """The web dashboard, serving already; None when off or its port cannot be had (logged: the

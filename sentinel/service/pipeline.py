@@ -38,6 +38,8 @@ class PipelineSettings:
     status_interval_s: float = 5.0
     emit_scores: bool = True
     """Hand every window's score to the sink (for the dashboard or alerts.publish_scores)."""
+    armed: Callable[[str], bool] = lambda source: True
+    """Whether a source is armed now (sentinel.alerts.arming); a disarmed one still scores and journals."""
 
 
 @dataclass
@@ -222,6 +224,7 @@ class Pipeline(threading.Thread):
             end=utc_iso(src.unix(round(event.end_s * self.sr))), start_offset_s=round(event.start_s, 3),
             end_offset_s=round(event.end_s, 3), opening_score=round(event.peak, 4),
             threshold=round(event.threshold, 4), bundle_id=self.bundle_id, clip=None,
+            disarmed=not self.settings.armed(src.source_name),
         )
         tr.open_event = alert.event_id
         if self.settings.clips_dir:
@@ -280,10 +283,11 @@ class Pipeline(threading.Thread):
                            failed_so_far=self.clip_errors)
 
     def _status(self, tr: _Track) -> None:
+        armed = self.settings.armed(tr.source.source_name)
         st = Status(source=tr.source.source_name, connected=tr.source.connected, last_score=tr.last_score,
                     windows_scored=tr.windows_scored, dropped_samples=tr.dropped, time=utc_iso(time.time()),
-                    anomaly=tr.anomaly, audio_lost_s=round(self.audio_lost_s(tr), 3),
-                    reconnects=tr.source.reconnects)
+                    anomaly=tr.anomaly and armed, audio_lost_s=round(self.audio_lost_s(tr), 3),
+                    reconnects=tr.source.reconnects, armed=armed)
         self.sink(f"status.{tr.source.source_name}", st.to_dict(), False)
 
     def audio_lost_s(self, tr: _Track) -> float:

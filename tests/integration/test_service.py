@@ -104,7 +104,7 @@ def test_lifecycle_ready_watchdog_reload_stop(tiny_bundle, machine_data, tmp_pat
     assert "reloaded" in err
 
 
-UNIT = ROOT / "systemd" / "sentinel.service"
+UNIT = ROOT / "sentinel" / "service" / "sentinel.service"
 
 
 @pytest.fixture
