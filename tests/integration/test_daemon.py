@@ -20,6 +20,7 @@ def write_config(tmp_path, bundle, sources, **daemon):
         "device": "cpu",
         "daemon": {"bundle": str(bundle), "max_batch": 16, "cooldown_s": 30, **daemon},
         "alerts": {"endpoint": endpoint, "journal": str(tmp_path / "alerts.jsonl"),
+                   "arming_file": str(tmp_path / "arming.json"),
                    "clips_dir": str(tmp_path / "clips"), "clip_pre_s": 0.5, "clip_post_s": 0.5,
                    "status_interval_s": 0.5},
         "sources": sources,

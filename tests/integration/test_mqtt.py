@@ -25,6 +25,7 @@ def daemon_config(tmp_path, bundle, sources, mqtt, **daemon):
         "device": "cpu",
         "daemon": {"bundle": str(bundle), "max_batch": 16, "cooldown_s": 1.0, **daemon},
         "alerts": {"endpoint": f"tcp://127.0.0.1:{free_port()}", "journal": str(tmp_path / "alerts.jsonl"),
+                   "arming_file": str(tmp_path / "arming.json"),
                    "clips_dir": None, "status_interval_s": 0.5, "mqtt": {"enabled": True, **mqtt}},
         "sources": sources,
     }
@@ -89,7 +90,14 @@ def test_alerts_status_discovery_and_offline_will(tiny_bundle, machine_data, tmp
             assert c["unique_id"] and c["name"] and c["value_template"]
             assert c["availability_topic"] == "sentinel/availability"
             assert c["device"]["identifiers"] == ["sentinel_bench-7"]  # one device per daemon
-        assert len({c["unique_id"] for c in configs.values()}) == len(configs) == 6
+        assert len({c["unique_id"] for c in configs.values()}) == len(configs) == 8
+        # The armed switch: OFF from Home Assistant disarms the source (its status says so), ON re-arms it.
+        switch = configs["homeassistant/switch/bench-7/quiet_armed/config"]
+        assert switch["command_topic"] == "sentinel/quiet/armed/set"
+        rec.client.publish(switch["command_topic"], "OFF", qos=1)
+        assert rec.wait(lambda: rec.json_on("sentinel/quiet/status")[-1]["armed"] is False, timeout=20)
+        rec.client.publish(switch["command_topic"], "ON", qos=1)
+        assert rec.wait(lambda: rec.json_on("sentinel/quiet/status")[-1]["armed"] is True, timeout=20)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -98,7 +106,7 @@ def test_alerts_status_discovery_and_offline_will(tiny_bundle, machine_data, tmp
     rec.close()
     # Retained for a late Home Assistant: the configs, the last status and availability.
     late = Recorder(broker.port, ["sentinel/#", "homeassistant/#"], client_id="late")
-    assert late.wait(lambda: len([m for m in late.messages if m[2]]) >= 6 + 2 + 1, timeout=10)
+    assert late.wait(lambda: len([m for m in late.messages if m[2]]) >= 8 + 2 + 1, timeout=10)
     assert late.on("sentinel/availability") == ["offline"]
     late.close()
 
