@@ -109,6 +109,9 @@ function addAlert(a, fresh) {
   row.children[2].textContent = a.peak_score !== undefined ? fmt(a.peak_score) : `${fmt(a.opening_score)}…`;
   row.children[2].title = a.peak_score !== undefined ? `peak over ${fmt(a.duration_s)} s` : "opening score; still going on";
   row.querySelector("button").onclick = () => showFigure(a);
+  if (location.hash === `#alert=${a.event_id}`) {  // a notification's link: open that alert
+    row.scrollIntoView(); showFigure(a); row.classList.add("new");
+  }
   if (a.clip_name && !row.querySelector("audio")) {
     const audio = document.createElement("audio");
     audio.controls = true; audio.preload = "metadata";
