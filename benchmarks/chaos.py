@@ -76,7 +76,7 @@ class Listener(threading.Thread):
 def config(out: Path, sources: list[dict], **extra) -> tuple[Path, str]:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cfg = {"device": "cpu", "web": {"enabled": False},
-           "daemon": {"cooldown_s": 2.0},
+           "daemon": {"bundle": str(DEMO / "bundle"), "cooldown_s": 2.0},
            "alerts": {"endpoint": endpoint, "journal": str(out / "alerts.jsonl"), "clips_dir": str(out / "clips"),
                       "status_interval_s": 0.5, **extra.pop("alerts", {})},
            "sources": sources, **extra}
