@@ -33,7 +33,7 @@ from sentinel.alerts.publisher import Publisher
 from sentinel.bundle import load_bundle
 from sentinel.capture.file import FileSource
 from sentinel.config import DEMO_DIR
-from sentinel.service.pipeline import Pipeline, PipelineSettings
+from sentinel.service.pipeline import Pipeline, PipelineSettings, SourceModel
 
 
 def rss_mb() -> float:
@@ -62,8 +62,9 @@ def run(bundle, scorer, recording: Path, n: int, realtime: bool, seconds: float,
             pub.publish(topic, record)
 
     settings = PipelineSettings(max_batch=64, max_wait_ms=5, cooldown_s=5, clips_dir=None, status_interval_s=5)
-    pipe = Pipeline(scorer, sources, {s.source_name: bundle.threshold for s in sources}, settings,
-                    bundle.bundle_id, sink)
+    model = SourceModel(scorer, bundle.bundle_id)
+    pipe = Pipeline({s.source_name: model for s in sources}, sources,
+                    {s.source_name: bundle.threshold for s in sources}, settings, sink)
     t0 = time.monotonic()
     for s in sources:
         s.start()

@@ -27,6 +27,10 @@ TRAINING_KEYS = ("features", "image", "image_map", "model", "scheduler", "scorin
 class SourceConfig(BaseModel):
     """One audio source of the daemon."""
 
+    def bundle_path(self, daemon: DaemonConfig) -> str:
+        """The bundle this source is scored with (its own, else the daemon's; the config checked one is set)."""
+        return str(self.bundle or daemon.bundle)
+
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Unique name; used in topics.")]
@@ -36,6 +40,10 @@ class SourceConfig(BaseModel):
     loop: Annotated[bool, Field(description="file: start again at the end.")] = False
     device: Annotated[str | int | None, Field(description="microphone: device name or index.")] = None
     url: Annotated[str | None, Field(description="rtsp: stream URL (rtsp://, rtsps://, http://, file).")] = None
+    bundle: Annotated[
+        str | None, Field(description="Bundle folder this source is scored with; null = daemon.bundle. Sources "
+                          "that share a bundle are scored in one batch.")
+    ] = None
     threshold: Annotated[float | None, Field(description="Override the bundle's calibrated threshold.")] = None
     reconnect_max_s: Annotated[
         float, Field(gt=0, le=600, description="rtsp, microphone: longest wait between reconnection attempts, s "
@@ -63,8 +71,8 @@ class DaemonConfig(BaseModel):
         return data
 
     bundle: Annotated[
-        str | None, Field(description="Model bundle folder the sources are scored with (sentinel train --out); "
-                          "its scoring.hop_seconds is the hop between scored windows.")
+        str | None, Field(description="Model bundle folder (sentinel train --out) of every source without a "
+                          "bundle of its own; its scoring.hop_seconds is the hop between scored windows.")
     ] = None
     buffer_seconds: Annotated[float, Field(gt=0, description="Ring buffer per source, s.")] = 30.0
     max_batch: Annotated[int, Field(ge=1, description="Most windows scored in one batch.")] = 32
@@ -171,8 +179,11 @@ def parse_config(data: Any, source: str = "config", text: str | None = None) -> 
         raise ConfigError(f"{source}: sources: none configured; add at least one (the file has commented "
                           "examples), or run `sentinel run` without --config for the built-in demo")
     if cfg.daemon.bundle is None:
-        raise ConfigError(f"{source}: daemon.bundle: not set; give the bundle folder the sources are scored with "
-                          "(sentinel train --out DIR, then sentinel calibrate DIR)")
+        missing = [s.name for s in cfg.sources if s.bundle is None]
+        if missing:
+            raise ConfigError(f"{source}: daemon.bundle: not set, and source {missing[0]} has no bundle of its own; "
+                              "give the bundle folder it is scored with (sentinel train --out DIR, then sentinel "
+                              "calibrate DIR)")
     return cfg
 
 
@@ -198,6 +209,7 @@ def example_yaml() -> str:
         "# sources:",
         "#   - {name: line1, kind: microphone, device: default}",
         "#   - {name: gate, kind: rtsp, url: rtsp://127.0.0.1:8554/audio, threshold: 4.0}",
+        "#   - {name: fan, kind: microphone, device: 2, bundle: /var/lib/sentinel/bundles/fan}  # its own bundle",
         "#   - {name: replay, kind: file, path: recordings/line1.wav, realtime: true, loop: true}",
     ]
     return configfile.example_yaml(RunConfig(), header, footer, skip=("sources",))

@@ -84,6 +84,8 @@ class Status:
     """Times the source lost its connection (or device) and tried again."""
     armed: bool = True
     """False while the source is disarmed (sentinel disarm): `anomaly` then stays false."""
+    bundle_id: str = ""
+    """The bundle this source is scored with (sources[].bundle, or daemon.bundle)."""
     schema: int = SCHEMA_VERSION
     kind: str = "status"
 

@@ -27,7 +27,7 @@ from sentinel.errors import ConfigError, SentinelError
 from sentinel.logs import get_logger
 from sentinel.service.metrics import Metrics
 from sentinel.service.notify import Notifier
-from sentinel.service.pipeline import Pipeline, PipelineSettings
+from sentinel.service.pipeline import Pipeline, PipelineSettings, SourceModel
 from sentinel.service.supervisor import RestartPolicy
 
 STALE_AUDIO_S = 15.0
@@ -49,16 +49,35 @@ def build_source(sc: SourceConfig, sample_rate: int, buffer_seconds: float, log)
     raise ConfigError(f"sources.{sc.name}.kind: unknown kind {sc.kind!r}; use file, microphone or rtsp")
 
 
-def _load_calibrated(cfg: RunConfig) -> tuple[str, Bundle]:
-    path = str(cfg.daemon.bundle)
-    bundle = load_bundle(path)
-    if bundle.modality != "audio":
-        raise SentinelError(f"daemon.bundle {path}: an image model; the daemon listens to audio, "
-                            "give it a bundle trained on recordings")
-    if bundle.threshold is None and any(sc.threshold is None for sc in cfg.sources):
-        raise SentinelError(f"bundle {path}: not calibrated; run `sentinel calibrate {path} --normal DIR` "
-                            "or give every source a threshold")
-    return path, bundle
+def load_bundles(cfg: RunConfig, loaded: dict[str, Bundle] | None = None) -> dict[str, Bundle]:
+    """Every bundle the sources name (path -> bundle), each loaded once and checked: audio, calibrated
+    unless each of its sources sets a threshold, and cutting the same windows as the others (one
+    ring rate and hop for the whole daemon). `loaded` bundles whose files did not change are kept."""
+    out: dict[str, Bundle] = {}
+    first: tuple[str, str, tuple] | None = None
+    for sc in cfg.sources:
+        path = sc.bundle_path(cfg.daemon)
+        key = "sources." + sc.name + ".bundle" if sc.bundle else "daemon.bundle"
+        if path not in out:
+            bundle = load_bundle(path)
+            old = (loaded or {}).get(path)
+            out[path] = old if old is not None and old.bundle_id == bundle.bundle_id and \
+                old.threshold == bundle.threshold else bundle
+        bundle = out[path]
+        if bundle.modality != "audio":
+            raise SentinelError(f"{key} {path}: an image model; the daemon listens to audio, "
+                                "give it a bundle trained on recordings")
+        if bundle.threshold is None and sc.threshold is None:
+            raise SentinelError(f"bundle {path}: not calibrated; run `sentinel calibrate {path} --normal DIR` "
+                                f"or give source {sc.name} a threshold")
+        cut = (bundle.features.sample_rate, bundle.features.window_samples, bundle.scoring.hop_seconds)
+        if first is None:
+            first = (sc.name, path, cut)
+        elif cut != first[2]:
+            raise SentinelError(f"{key} {path}: its windows ({cut[1]} samples at {cut[0]} Hz every {cut[2]} s) "
+                                f"differ from those of source {first[0]}'s bundle {first[1]}; one daemon scores one "
+                                "window shape: run a second daemon for it")
+    return out
 
 
 class Daemon:
@@ -80,6 +99,9 @@ class Daemon:
         self.source_policies: dict[str, RestartPolicy] = {}
         self.healthy_after_s = HEALTHY_AFTER_S
         self.arming: Arming | None = None
+        self.bundles: dict[str, Bundle] = {}
+        """Every bundle in use, by path (sources[].bundle, or daemon.bundle)."""
+        self._scorers: dict = {}
 
     # -- signals: record only -------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal API
@@ -109,10 +131,18 @@ class Daemon:
             out[sc.name] = (sc, src)
         return out
 
-    @staticmethod
-    def _thresholds(sources: dict, bundle: Bundle) -> dict[str, float]:
-        return {name: sc.threshold if sc.threshold is not None else bundle.threshold
-                for name, (sc, _) in sources.items()}
+    def _thresholds(self, sources: dict) -> dict[str, float]:
+        return {name: sc.threshold if sc.threshold is not None else self.bundles[sc.bundle_path(self.config.daemon)]
+                .threshold for name, (sc, _) in sources.items()}
+
+    def _models(self, cfg: RunConfig, bundles: dict[str, Bundle]) -> dict[str, SourceModel]:
+        """Each source's scorer (one per bundle, reused while the bundle is unchanged) and bundle id."""
+        device = resolve_device(cfg.device)
+        scorers = {path: self._scorers[path] if path in self._scorers and self.bundles.get(path) is b
+                   else b.scorer(device) for path, b in bundles.items()}
+        self._scorers = scorers
+        return {sc.name: SourceModel(scorers[sc.bundle_path(cfg.daemon)], bundles[sc.bundle_path(cfg.daemon)].bundle_id)
+                for sc in cfg.sources}
 
     def _status_line(self) -> str:
         if self.pipeline is None:
@@ -139,38 +169,40 @@ class Daemon:
         self.notifier.reloading()
         try:
             cfg = load_config(self.config_path)
-            _, bundle = _load_calibrated(cfg)
-            old_spec, old_hop = self.pipeline.scorer.extractor.spec, self.pipeline.settings.hop_seconds
-            if (bundle.features.sample_rate, bundle.features.window_samples, bundle.scoring.hop_seconds) != (
-                    old_spec.sample_rate, old_spec.window_samples, old_hop):
-                raise ConfigError("daemon.bundle: the new bundle has another window, hop or sample rate; restart "
-                                  "instead")
+            bundles = load_bundles(cfg, self.bundles)
+            some = next(iter(bundles.values()))
+            if (some.features.sample_rate, some.features.window_samples, some.scoring.hop_seconds) != (
+                    self.pipeline.sr, self.pipeline.window, self.pipeline.settings.hop_seconds):
+                raise ConfigError("bundle: the new bundles cut another window, hop or sample rate; restart instead")
             if cfg.alerts != self.config.alerts:
                 self.log.warning("alerts settings take effect on restart only; the socket and journal stay")
         except SentinelError as e:
             self.log.error("reload rejected; the running config stays", error=str(e).splitlines()[0])
             self.notifier.ready(self._status_line())
             return
-        scorer = bundle.scorer(resolve_device(cfg.device))
-        new = self._open_sources(cfg, bundle.features.sample_rate, self.sources)
+        models = self._models(cfg, bundles)
+        self.bundles, self.config = bundles, cfg
+        new = self._open_sources(cfg, some.features.sample_rate, self.sources)
         for src in (s for n, (_, s) in new.items() if self.sources.get(n, (None, None))[1] is not s):
             src.start()
-        self.pipeline.reconfigure(scorer, [s for _, s in new.values()], self._thresholds(new, bundle))
-        self.scorer = scorer
+        models = {n: m for n, m in models.items() if n in new}
+        self.pipeline.reconfigure(models, [s for _, s in new.values()], self._thresholds(new))
         for name, (_, src) in self.sources.items():
             if new.get(name, (None, None))[1] is not src:
                 src.stop()
-        self.sources, self.config = new, cfg
+        self.sources = new
         if self.dashboard is not None:
-            self.dashboard.state.set_thresholds(self._thresholds(new, bundle))
-        self.log.info("reloaded", sources=list(new), bundle=bundle.bundle_id)
+            self.dashboard.state.set_thresholds(self._thresholds(new))
+        self.log.info("reloaded", sources=list(new), bundles={p: b.bundle_id for p, b in bundles.items()})
         self.notifier.ready(self._status_line())
 
     # -- main -----------------------------------------------------------------------------------
     def run(self) -> int:
         cfg = self.config
-        _, bundle = _load_calibrated(cfg)
-        self.scorer = scorer = bundle.scorer(resolve_device(cfg.device))
+        bundles = load_bundles(cfg)
+        models = self._models(cfg, bundles)
+        self.bundles = bundles
+        bundle = next(iter(bundles.values()))  # every bundle cuts the same windows (load_bundles checked)
         journal = self.journal = Journal(cfg.alerts.journal, log=self.log)
         closers = [journal.close, self.notifier.close]
         try:
@@ -235,13 +267,15 @@ class Daemon:
                 status_interval_s=a.status_interval_s, emit_scores=publish_scores or board is not None,
                 armed=arming.is_armed,
             )
-            self._pipeline_args = (settings, bundle.bundle_id, sink, self.log, metrics)
-            self.pipeline = Pipeline(scorer, [s for _, s in self.sources.values()],
-                                     self._thresholds(self.sources, bundle), *self._pipeline_args)
+            self._pipeline_args = (settings, sink, self.log, metrics)
+            self.pipeline = Pipeline({n: m for n, m in models.items() if n in self.sources},
+                                     [s for _, s in self.sources.values()], self._thresholds(self.sources),
+                                     *self._pipeline_args)
             for _, s in self.sources.values():
                 s.start()
             self.pipeline.start()
-            self.log.info("running", sources=list(self.sources), bundle=bundle.bundle_id, endpoint=a.endpoint)
+            self.log.info("running", sources=list(self.sources), bundles={p: b.bundle_id for p, b in bundles.items()},
+                          endpoint=a.endpoint)
             self._main_loop()
             return 0
         finally:
@@ -274,14 +308,19 @@ class Daemon:
         from sentinel.web.state import DashboardState
 
         spec, cal = bundle.features, bundle.calibration
-        info = {"bundle": bundle.bundle_id, "bundle_path": str(cfg.daemon.bundle),
+        info = {"bundle": bundle.bundle_id, "bundle_path": next(iter(self.bundles)),
                 "threshold": bundle.threshold if bundle.threshold is not None else "per source",
                 "calibration": f"{cal.method} {cal.target:g} ({cal.n_files} files, {cal.n_windows} windows)"
                 if cal else "none", "sample_rate": spec.sample_rate,
                 "window_s": spec.window_seconds, "hop_s": bundle.scoring.hop_seconds,
-                "trained_steps": bundle.training.get("steps", "?"), "device": str(self.scorer.device)}
+                "trained_steps": bundle.training.get("steps", "?"),
+                "device": str(getattr(next(iter(self._scorers.values())), "device", "cpu"))}
+        if len(self.bundles) > 1:  # a bundle per source: each source's card names its own (status.bundle_id)
+            info = {k: v for k, v in info.items() if k not in ("bundle", "bundle_path", "threshold", "calibration",
+                                                               "trained_steps")}
+            info["bundles"] = "; ".join(f"{b.bundle_id} {p}" for p, b in self.bundles.items())
         state = DashboardState(cfg.web.history_minutes * 60, bundle.scoring.hop_seconds, info)
-        state.set_thresholds(self._thresholds(self.sources, bundle))
+        state.set_thresholds(self._thresholds(self.sources))
         state.load_alerts(cfg.alerts.journal)
         board = DashboardServer(cfg.web, state, clips_dir=cfg.alerts.clips_dir, audio_tail=self._audio_tail,
                                 features=spec, clip_pre_s=cfg.alerts.clip_pre_s, log=self.log)
@@ -339,7 +378,7 @@ class Daemon:
                     raise SentinelError(f"inference loop keeps failing ({p.error}); giving up")
             elif self.pipeline_policy.due():
                 self.log.error("inference loop died; restarting", error=p.error)
-                fresh = Pipeline(self.scorer, [tr.source for tr in p.tracks], p.thresholds(), *self._pipeline_args)
+                fresh = Pipeline(p.models, [tr.source for tr in p.tracks], p.thresholds(), *self._pipeline_args)
                 fresh.resume_from(p)
                 self.pipeline = fresh
                 fresh.start()
@@ -361,7 +400,7 @@ class Daemon:
                 fresh_src.start()
                 self.sources[name] = (sc, fresh_src)
                 cur = self.pipeline  # same name, new thread and ring: thresholds are unchanged
-                cur.reconfigure(cur.scorer, [s for _, s in self.sources.values()], cur.thresholds())
+                cur.reconfigure(cur.models, [s for _, s in self.sources.values()], cur.thresholds())
 
     def _update_gauges(self) -> None:
         assert self.metrics is not None and self.pipeline is not None

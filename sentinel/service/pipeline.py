@@ -21,7 +21,7 @@ from sentinel.alerts.clips import clip_path, write_clip
 from sentinel.alerts.schema import Alert, AlertEnd, Status, utc_iso
 from sentinel.capture.source import Source
 from sentinel.scoring.decision import Decider, Event
-from sentinel.scoring.scorer import DiffusionScorer, SpanState
+from sentinel.scoring.scorer import SpanState, WindowScorer
 
 
 @dataclass
@@ -42,6 +42,15 @@ class PipelineSettings:
     """Whether a source is armed now (sentinel.alerts.arming); a disarmed one still scores and journals."""
 
 
+@dataclass(frozen=True)
+class SourceModel:
+    """What a source is scored with: its bundle's scorer (shared by every source of that bundle, so
+    they are scored in one batch) and the bundle's id."""
+
+    scorer: WindowScorer
+    bundle_id: str
+
+
 @dataclass
 class _Track:
     source: Source
@@ -54,21 +63,24 @@ class _Track:
     span: SpanState | None = None
     """This source's history for the span component (the scorer's; reset after a gap)."""
     span_next: int | None = None
+    span_scorer: object = None
+    """The scorer `span` belongs to: a source moved to another bundle starts its span afresh."""
     open_event: str | None = None
     """event_id of the alert whose event is still going on."""
     pending_clips: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, path)
 
 
 class Pipeline(threading.Thread):
-    def __init__(self, scorer: DiffusionScorer, sources: list[Source], thresholds: dict[str, float],
-                 settings: PipelineSettings, bundle_id: str, sink: Callable[[str, dict, bool], None],
-                 log=None, metrics=None) -> None:
-        """`sink(topic, record, durable)` journals (if durable) and publishes one record."""
+    def __init__(self, models: dict[str, SourceModel], sources: list[Source], thresholds: dict[str, float],
+                 settings: PipelineSettings, sink: Callable[[str, dict, bool], None], log=None, metrics=None) -> None:
+        """`models` maps each source name to what scores it; `sink(topic, record, durable)` journals
+        (if durable) and publishes one record. Every model cuts windows of the same length at the
+        same rate (the daemon checks, with a message naming the source)."""
         super().__init__(name="inference", daemon=True)
-        self.scorer, self.settings, self.bundle_id, self.sink, self.log = scorer, settings, bundle_id, sink, log
+        self.models, self.settings, self.sink, self.log = dict(models), settings, sink, log
         self.metrics = metrics
         """Optional sentinel.service.metrics.Metrics (duck-typed: the pipeline needs no Prometheus)."""
-        spec = scorer.extractor.spec
+        spec = next(iter(self.models.values())).scorer.extractor.spec
         self.sr, self.window = spec.sample_rate, spec.window_samples
         self.hop = max(1, round(settings.hop_seconds * self.sr))
         self.tracks = [
@@ -125,14 +137,15 @@ class Pipeline(threading.Thread):
         self.tracks = [prev.get(tr.source.source_name, tr) for tr in self.tracks]
         self.batches = old.batches
 
-    def reconfigure(self, scorer: DiffusionScorer, sources: list[Source], thresholds: dict[str, float]) -> None:
-        """Swap scorer and sources at the next batch boundary (SIGHUP reload). Sources that stay keep
-        their position in the stream, so they are scored without a gap."""
-        self._pending.put((scorer, sources, thresholds), timeout=5)
+    def reconfigure(self, models: dict[str, SourceModel], sources: list[Source], thresholds: dict[str, float]) -> None:
+        """Swap models and sources at the next batch boundary (SIGHUP reload). Sources that stay keep
+        their position in the stream, so they are scored without a gap (a source whose bundle changed
+        starts its span afresh)."""
+        self._pending.put((models, sources, thresholds), timeout=5)
 
     def _apply_pending(self) -> None:
         try:
-            scorer, sources, thresholds = self._pending.get_nowait()
+            models, sources, thresholds = self._pending.get_nowait()
         except queue.Empty:
             return
         old = {tr.source.source_name: tr for tr in self.tracks}
@@ -144,7 +157,7 @@ class Pipeline(threading.Thread):
                 tr = _Track(src, Decider(thresholds[src.source_name], s.debounce_k, s.debounce_n, s.cooldown_s))
             tr.decider.threshold = thresholds[src.source_name]
             tracks.append(tr)
-        self.scorer, self.tracks = scorer, tracks
+        self.models, self.tracks = dict(models), tracks
 
     def step(self) -> int:
         """Score one batch; returns how many windows it held."""
@@ -169,9 +182,17 @@ class Pipeline(threading.Thread):
         if not windows:
             return 0
         t0 = time.monotonic()
-        streams = [self._span_state(tr, start) for tr, start in keep]
-        batch = torch.from_numpy(np.stack(windows))
-        scores = (self.scorer.score(batch) if streams[0] is None else self.scorer.score(batch, streams)).scores.tolist()
+        scores = [0.0] * len(keep)
+        groups: dict[int, list[int]] = {}  # one batch per scorer: the sources of one bundle together
+        for i, (tr, _) in enumerate(keep):
+            groups.setdefault(id(self.models[tr.source.source_name].scorer), []).append(i)
+        for rows in groups.values():
+            scorer = self.models[keep[rows[0]][0].source.source_name].scorer
+            streams = [self._span_state(*keep[i]) for i in rows]
+            batch = torch.from_numpy(np.stack([windows[i] for i in rows]))
+            res = scorer.score(batch) if streams[0] is None else scorer.score(batch, streams)
+            for i, v in zip(rows, res.scores.tolist(), strict=True):
+                scores[i] = v
         self.batches += 1
         if self.metrics is not None:
             self.metrics.latency.observe(time.monotonic() - t0)
@@ -188,8 +209,9 @@ class Pipeline(threading.Thread):
     def _span_state(self, tr: _Track, start: int) -> SpanState | None:
         """The track's span history, as `sentinel score` keeps it through a file: fresh when the
         scorer changed or the stream skipped (dropped audio, a restarted source)."""
-        if tr.span is None or tr.span.n != getattr(self.scorer, "span_windows", None) or tr.span_next != start:
-            tr.span = self.scorer.new_span_state()
+        scorer = self.models[tr.source.source_name].scorer
+        if tr.span is None or tr.span_scorer is not scorer or tr.span_next != start:
+            tr.span, tr.span_scorer = scorer.new_span_state(), scorer
         tr.span_next = start + self.hop
         return tr.span
 
@@ -223,7 +245,7 @@ class Pipeline(threading.Thread):
             source=src.source_name, start=utc_iso(src.unix(round(event.start_s * self.sr))),
             end=utc_iso(src.unix(round(event.end_s * self.sr))), start_offset_s=round(event.start_s, 3),
             end_offset_s=round(event.end_s, 3), opening_score=round(event.peak, 4),
-            threshold=round(event.threshold, 4), bundle_id=self.bundle_id, clip=None,
+            threshold=round(event.threshold, 4), bundle_id=self.models[src.source_name].bundle_id, clip=None,
             disarmed=not self.settings.armed(src.source_name),
         )
         tr.open_event = alert.event_id
@@ -250,7 +272,8 @@ class Pipeline(threading.Thread):
             source=src.source_name, event_id=event_id, start=utc_iso(src.unix(round(event.start_s * self.sr))),
             end=utc_iso(src.unix(round(event.end_s * self.sr))), start_offset_s=round(event.start_s, 3),
             end_offset_s=round(event.end_s, 3), duration_s=round(event.end_s - event.start_s, 3),
-            peak_score=round(event.peak, 4), threshold=round(event.threshold, 4), bundle_id=self.bundle_id,
+            peak_score=round(event.peak, 4), threshold=round(event.threshold, 4),
+            bundle_id=self.models[src.source_name].bundle_id,
         )
         self.sink(f"alert_end.{src.source_name}", end.to_dict(), True)
         if self.log:
@@ -287,7 +310,8 @@ class Pipeline(threading.Thread):
         st = Status(source=tr.source.source_name, connected=tr.source.connected, last_score=tr.last_score,
                     windows_scored=tr.windows_scored, dropped_samples=tr.dropped, time=utc_iso(time.time()),
                     anomaly=tr.anomaly and armed, audio_lost_s=round(self.audio_lost_s(tr), 3),
-                    reconnects=tr.source.reconnects, armed=armed)
+                    reconnects=tr.source.reconnects, armed=armed,
+                    bundle_id=self.models[tr.source.source_name].bundle_id)
         self.sink(f"status.{tr.source.source_name}", st.to_dict(), False)
 
     def audio_lost_s(self, tr: _Track) -> float:

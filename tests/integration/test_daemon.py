@@ -133,3 +133,56 @@ def test_config_errors_stop_start_up_with_one_line(tmp_path, yaml_text, expect):
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0], proc.stderr
+
+
+def test_a_bundle_per_source_and_a_reload_that_swaps_one(tiny_bundle, tiny_config, machine_data, tmp_path):
+    """Two machines, two bundles, one daemon: each source is scored by its own bundle (its status and
+    alerts say which), and SIGHUP gives one source another bundle without a gap for the other."""
+    from tests.conftest import run_cli
+
+    other = tmp_path / "other-bundle"
+    run_cli("train", "--data", str(machine_data["normal"]), "--out", str(other), "--config", str(tiny_config),
+            "--seed", "4", "--steps", "20", check=True)
+    run_cli("calibrate", str(other), "--normal", str(machine_data["calib"]), "--device", "cpu", check=True)
+    ids = {p: json.loads((p / "bundle.json").read_text())["bundle_id"] for p in (tiny_bundle, other)}
+    assert ids[tiny_bundle] != ids[other]
+    wav = str(machine_data["test"] / "anomalous_0.wav")
+    sources = [{"name": "pump", "kind": "file", "path": wav, "realtime": True, "loop": True},
+               {"name": "fan", "kind": "file", "path": wav, "realtime": True, "loop": True, "bundle": str(other)}]
+    config, endpoint = write_config(tmp_path, tiny_bundle, sources, cooldown_s=1.0)
+    proc = start(config)
+    try:
+        def latest(got):
+            return {m["source"]: m for t, m in got if t.startswith("status.")}
+
+        got = receive(endpoint, "", lambda g: len(latest(g)) == 2 and any(t == "alert.fan" for t, _ in g))
+        status = latest(got)
+        assert status["pump"]["bundle_id"] == ids[tiny_bundle] and status["fan"]["bundle_id"] == ids[other]
+        assert next(m for t, m in got if t == "alert.fan")["bundle_id"] == ids[other]
+        # The fan gets the pump's bundle; the pump keeps being scored through the reload.
+        cfg = yaml.safe_load(config.read_text())
+        del cfg["sources"][1]["bundle"]
+        config.write_text(yaml.safe_dump(cfg))
+        before = status["pump"]["windows_scored"]
+        proc.send_signal(signal.SIGHUP)
+        got = receive(endpoint, "status.", lambda g: latest(g).get("fan", {}).get("bundle_id") == ids[tiny_bundle])
+        assert latest(got)["fan"]["bundle_id"] == ids[tiny_bundle], "the fan never moved to the new bundle"
+        assert latest(got)["pump"]["windows_scored"] > before
+        assert latest(got)["pump"]["dropped_samples"] == 0  # no gap for the source that stayed
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err[-2000:]
+
+
+def test_bundles_that_cut_other_windows_are_one_line(tiny_bundle, machine_data, tmp_path):
+    from sentinel.config import DEMO_DIR
+
+    wav = str(machine_data["test"] / "normal_0.wav")
+    sources = [{"name": "pump", "kind": "file", "path": wav},
+               {"name": "fan", "kind": "file", "path": wav, "bundle": str(DEMO_DIR / "bundle")}]
+    config, _ = write_config(tmp_path, tiny_bundle, sources)
+    proc = subprocess.run([*sentinel_cmd(), "run", "--config", str(config)], capture_output=True, text=True,
+                          timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and "sources.fan.bundle" in lines[-1] and "second daemon" in lines[-1], proc.stderr

@@ -80,7 +80,8 @@ function updateSource(name, s, spec, now) {
   c.el.dataset.points = String(c.xs.length);
   c.el.querySelector(".stats").textContent =
     `windows scored ${s.windows} · last score ${fmt(c.ys[c.ys.length - 1])} · threshold ${fmt(c.threshold)}` +
-    ` · dropped audio ${st.dropped_samples || 0} samples · lag ${fmt(s.lag_s)} s`;
+    ` · dropped audio ${st.dropped_samples || 0} samples · lag ${fmt(s.lag_s)} s` +
+    (st.bundle_id ? ` · bundle ${st.bundle_id}` : "") + (st.armed === false ? " · DISARMED" : "");
 }
 
 function draw(c) {
