@@ -45,6 +45,15 @@ class SourceConfig(BaseModel):
                           "that share a bundle are scored in one batch.")
     ] = None
     threshold: Annotated[float | None, Field(description="Override the bundle's calibrated threshold.")] = None
+    min_level_db: Annotated[
+        float | None, Field(description="Window level (mean log-mel, dB) below which the machine counts as off; "
+                            "null = from the bundle: well below any level its normal audio had.")
+    ] = None
+    stopped_after_s: Annotated[
+        float, Field(gt=0, description="Quieter than min_level_db for this long is `stopped`: no alerts until it "
+                     "sounds again, and not for this long after (its run-up); a shorter dropout is still "
+                     "judged, this much later.")
+    ] = 5.0
     reconnect_max_s: Annotated[
         float, Field(gt=0, le=600, description="rtsp, microphone: longest wait between reconnection attempts, s "
                      "(the wait starts at 1 s and doubles up to this; a server that comes back is heard again "

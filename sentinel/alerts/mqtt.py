@@ -85,6 +85,11 @@ def discovery_messages(cfg: MqttConfig, client_id: str, source: str, version: st
             # null before the first window: None leaves the sensor unknown rather than 0
             "value_template": "{{ value_json.last_score }}",
         }),
+        ("binary_sensor", "running", {
+            "name": f"{source} running", "device_class": "running",
+            "value_template": "{{ 'OFF' if value_json.state == 'stopped' else 'ON' }}",
+            "payload_on": "ON", "payload_off": "OFF",
+        }),
         ("switch", "armed", {
             "name": f"{source} armed", "icon": "mdi:shield-check",
             "command_topic": f"{prefix}/{source}/armed/set", "payload_on": "ON", "payload_off": "OFF",

@@ -86,6 +86,9 @@ class Status:
     """False while the source is disarmed (sentinel disarm): `anomaly` then stays false."""
     bundle_id: str = ""
     """The bundle this source is scored with (sources[].bundle, or daemon.bundle)."""
+    state: str = "monitoring"
+    """monitoring, stopped (quieter than its machine ever is, for sources[].stopped_after_s: no alerts), or
+    disconnected."""
     schema: int = SCHEMA_VERSION
     kind: str = "status"
 

@@ -38,6 +38,20 @@ class PostProcessor:
     def threshold(self) -> float | None:
         return self.calibration.threshold if self.calibration else None
 
+    OFF_MARGIN_DB = 6.0
+    """How far below the quietest normal level (and the gain tolerance) a window must be to count as off."""
+    QUIETER_DB = 3.0
+    """A window this much quieter than normal audio's mean level may be a machine stopping."""
+
+    def level_bounds(self) -> tuple[float, float] | None:
+        """(quieter than usual, off) window levels (mean log-mel, dB): quieter than the first, a window
+        may be a machine spinning down; below the second (4 spreads under normal audio's mean level,
+        less the gain tolerance and a margin) it counts as off. None when the bundle has no level."""
+        if "level" not in self.component_mean:
+            return None
+        mean, std = self.component_mean["level"], self.component_std["level"]
+        return mean - self.QUIETER_DB, mean - 4 * std - self.config.level_tolerance_db - self.OFF_MARGIN_DB
+
     def span_on_full_scale(self, dist: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """Span distances of means over `counts` windows, moved onto the scale of a full span's:
         (d - mean_k) / std_k * std + mean, so that the component's one z-scaling fits every count."""

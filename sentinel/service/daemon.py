@@ -141,8 +141,15 @@ class Daemon:
         scorers = {path: self._scorers[path] if path in self._scorers and self.bundles.get(path) is b
                    else b.scorer(device) for path, b in bundles.items()}
         self._scorers = scorers
-        return {sc.name: SourceModel(scorers[sc.bundle_path(cfg.daemon)], bundles[sc.bundle_path(cfg.daemon)].bundle_id)
-                for sc in cfg.sources}
+        out = {}
+        for sc in cfg.sources:
+            bundle = bundles[sc.bundle_path(cfg.daemon)]
+            quieter, floor = bundle.post.level_bounds() or (None, None)
+            if sc.min_level_db is not None:
+                floor, quieter = sc.min_level_db, max(quieter or sc.min_level_db, sc.min_level_db)
+            out[sc.name] = SourceModel(scorers[sc.bundle_path(cfg.daemon)], bundle.bundle_id, floor, quieter,
+                                       sc.stopped_after_s)
+        return out
 
     def _status_line(self) -> str:
         if self.pipeline is None:

@@ -49,6 +49,12 @@ class SourceModel:
 
     scorer: WindowScorer
     bundle_id: str
+    level_floor_db: float | None = None
+    """Quieter than this (window level, dB) the machine counts as off; None: never (no level known)."""
+    quieter_db: float | None = None
+    """Quieter than this a window may be the machine stopping: held until that is known."""
+    stopped_after_s: float = 5.0
+    """Quiet for this long is `stopped`: no alerts until it sounds again (then its span starts afresh)."""
 
 
 @dataclass
@@ -63,6 +69,13 @@ class _Track:
     span: SpanState | None = None
     """This source's history for the span component (the scorer's; reset after a gap)."""
     span_next: int | None = None
+    quiet_since: float | None = None
+    """Stream offset where the level fell below the floor (None: sounding)."""
+    held: list[tuple[float, float, float]] = field(default_factory=list)
+    """(start, end, score) of quiet windows not yet decided: alerts if the quiet is only a dropout."""
+    stopped: bool = False
+    run_up_until: float = float("-inf")
+    """Stream offset until which a machine that just started is not judged (its run-up)."""
     span_scorer: object = None
     """The scorer `span` belongs to: a source moved to another bundle starts its span afresh."""
     open_event: str | None = None
@@ -183,6 +196,7 @@ class Pipeline(threading.Thread):
             return 0
         t0 = time.monotonic()
         scores = [0.0] * len(keep)
+        levels: list[float | None] = [None] * len(keep)
         groups: dict[int, list[int]] = {}  # one batch per scorer: the sources of one bundle together
         for i, (tr, _) in enumerate(keep):
             groups.setdefault(id(self.models[tr.source.source_name].scorer), []).append(i)
@@ -193,12 +207,15 @@ class Pipeline(threading.Thread):
             res = scorer.score(batch) if streams[0] is None else scorer.score(batch, streams)
             for i, v in zip(rows, res.scores.tolist(), strict=True):
                 scores[i] = v
+            if "level" in res.components:
+                for i, v in zip(rows, res.components["level"].tolist(), strict=True):
+                    levels[i] = v
         self.batches += 1
         if self.metrics is not None:
             self.metrics.latency.observe(time.monotonic() - t0)
             self.metrics.batch.observe(len(windows))
-        for (tr, start), score in zip(keep, scores, strict=True):
-            self._decide(tr, start, score)
+        for (tr, start), score, level in zip(keep, scores, levels, strict=True):
+            self._decide(tr, start, score, level)
             self.latencies.append(time.monotonic() - seen)
             self.close_lags.append(time.time() - tr.source.unix(start + self.window))
         for tr in self.tracks:
@@ -210,13 +227,14 @@ class Pipeline(threading.Thread):
         """The track's span history, as `sentinel score` keeps it through a file: fresh when the
         scorer changed or the stream skipped (dropped audio, a restarted source)."""
         scorer = self.models[tr.source.source_name].scorer
-        if tr.span is None or tr.span_scorer is not scorer or tr.span_next != start:
+        # Quiet windows never enter the span: a machine that was off starts its span afresh.
+        if tr.span is None or tr.span_scorer is not scorer or tr.span_next != start or tr.quiet_since is not None:
             tr.span, tr.span_scorer = scorer.new_span_state(), scorer
         tr.span_next = start + self.hop
         return tr.span
 
     # -- decisions and sinks ---------------------------------------------------------------------
-    def _decide(self, tr: _Track, start: int, score: float) -> None:
+    def _decide(self, tr: _Track, start: int, score: float, level: float | None = None) -> None:
         src = tr.source
         tr.windows_scored += 1
         tr.last_score = score
@@ -229,6 +247,41 @@ class Pipeline(threading.Thread):
             self.sink(f"score.{src.source_name}", {"kind": "score", "source": src.source_name, "start_offset_s": t0,
                                                     "end_offset_s": t1, "score": score, "end_unix": round(end_unix, 3),
                                                     "lag_s": round(time.time() - end_unix, 3)}, False)
+        model = self.models[src.source_name]
+        floor = model.level_floor_db
+        if floor is not None and level is not None and level < (model.quieter_db or floor):
+            # Quieter than usual: spinning down, off, or a dropout. Its windows are held until it is
+            # one or the other (at most stopped_after_s), so a machine switched off raises no alert.
+            if tr.quiet_since is None:
+                tr.quiet_since = t0
+            if tr.stopped:
+                return
+            if t1 - tr.quiet_since < model.stopped_after_s:
+                tr.held.append((t0, t1, score))
+                return
+            if level < floor:
+                tr.stopped, tr.held = True, []
+                self._close_event(tr)
+                self._status(tr)
+                if self.log:
+                    self.log.info("source stopped (machine off)", source=src.source_name, level_db=round(level, 1))
+                return
+            # quieter than normal for long, but not off: judged like any window (the held ones late)
+        else:
+            tr.quiet_since = None
+            if tr.stopped:
+                tr.stopped, tr.run_up_until = False, t0 + model.stopped_after_s
+                self._status(tr)
+                if self.log:
+                    self.log.info("source running again", source=src.source_name)
+        if t1 <= tr.run_up_until:  # a machine's run-up is not its normal running: not judged
+            return
+        held, tr.held = tr.held, []
+        for h0, h1, hscore in held:  # a dropout shorter than stopped_after_s is decided now, late
+            self._feed(tr, h0, h1, hscore)
+        self._feed(tr, t0, t1, score)
+
+    def _feed(self, tr: _Track, t0: float, t1: float, score: float) -> None:
         event = tr.decider.update(t0, t1, score)
         closed = tr.decider.closed()
         if closed is not None:
@@ -238,6 +291,13 @@ class Pipeline(threading.Thread):
         if tr.decider.event_open() != tr.anomaly:  # at once, not at the next heartbeat: HA shows it
             tr.anomaly = not tr.anomaly
             self._status(tr)
+
+    def _close_event(self, tr: _Track) -> None:
+        ending = tr.decider.close_now()
+        if ending is not None:
+            self._alert_end(tr, ending)
+        if tr.anomaly:
+            tr.anomaly = False
 
     def _alert(self, tr: _Track, event: Event) -> None:
         src = tr.source
@@ -311,6 +371,7 @@ class Pipeline(threading.Thread):
                     windows_scored=tr.windows_scored, dropped_samples=tr.dropped, time=utc_iso(time.time()),
                     anomaly=tr.anomaly and armed, audio_lost_s=round(self.audio_lost_s(tr), 3),
                     reconnects=tr.source.reconnects, armed=armed,
+                    state="disconnected" if not tr.source.connected else "stopped" if tr.stopped else "monitoring",
                     bundle_id=self.models[tr.source.source_name].bundle_id)
         self.sink(f"status.{tr.source.source_name}", st.to_dict(), False)
 
@@ -339,9 +400,7 @@ class Pipeline(threading.Thread):
             while self.drain and time.monotonic() < deadline and self.step():
                 pass
             for tr in self.tracks:  # the stream stops with an event on: it ends here, as far as it got
-                ending = tr.decider.close_now()
-                if ending is not None:
-                    self._alert_end(tr, ending)
+                self._close_event(tr)
             self._write_due_clips(final=True)
             self.heartbeat()
         except Exception as e:

@@ -186,3 +186,62 @@ def test_bundles_that_cut_other_windows_are_one_line(tiny_bundle, machine_data, 
                           timeout=120)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and "sources.fan.bundle" in lines[-1] and "second daemon" in lines[-1], proc.stderr
+
+
+def test_a_machine_that_stops_is_stopped_not_anomalous(tiny_bundle, machine_data, tmp_path):
+    """Switched off (far quieter than its normal audio ever was) for longer than stopped_after_s:
+    the source is `stopped` and raises no alert; sounding again it is monitored afresh."""
+    import numpy as np
+    import soundfile as sf
+
+    from sentinel import synth
+
+    sr = 16000
+    x = synth.machine(np.random.default_rng(5), 14.0).astype(np.float32)  # one continuous recording
+    gain = np.ones_like(x)  # the machine spins down over 0.5 s, is off 6 s, and spins up again
+    t = np.arange(len(x)) / sr
+    gain[(t >= 3.0) & (t < 3.5)] = np.linspace(1, 0, int(0.5 * sr))
+    gain[(t >= 3.5) & (t < 9.5)] = 0.0
+    gain[(t >= 9.5) & (t < 10.0)] = np.linspace(0, 1, int(0.5 * sr))
+    off = x * gain
+    sf.write(tmp_path / "off.wav", off, sr)
+    sources = [{"name": "press", "kind": "file", "path": str(tmp_path / "off.wav"), "realtime": True,
+                "stopped_after_s": 2.0}]
+    config, endpoint = write_config(tmp_path, tiny_bundle, sources, exit_when_done=True)
+    proc = start(config)
+    try:
+        got = receive(endpoint, "", lambda g: any(m.get("state") == "stopped" for _, m in g)
+                      and [m.get("state") for _, m in g][-1:] == ["monitoring"], timeout_s=60)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    states = [m["state"] for t, m in got if t == "status.press"]
+    assert "stopped" in states, states
+    assert states[-1] == "monitoring" and states.index("stopped") < len(states) - 1
+    journal = tmp_path / "alerts.jsonl"
+    alerts = [json.loads(x) for x in journal.read_text().splitlines()] if journal.exists() else []
+    assert [a for a in alerts if a["kind"] == "alert"] == [], "the machine being off raised an alert"
+    assert proc.returncode == 0, err[-2000:]
+
+
+def test_a_short_dropout_still_alerts_late_and_is_not_stopped(tiny_bundle, tmp_path):
+    """Sound that vanishes for less than stopped_after_s is a fault, not a machine switched off."""
+    import numpy as np
+    import soundfile as sf
+
+    from sentinel import synth
+
+    sr = 16000
+    x = synth.machine(np.random.default_rng(6), 8.0).astype(np.float32)
+    x[int(3.0 * sr): int(3.8 * sr)] = 0.0  # 0.8 s of nothing
+    sf.write(tmp_path / "dropout.wav", x, sr)
+    sources = [{"name": "press", "kind": "file", "path": str(tmp_path / "dropout.wav"), "realtime": False,
+                "stopped_after_s": 3.0}]
+    config, endpoint = write_config(tmp_path, tiny_bundle, sources, exit_when_done=True)
+    proc = subprocess.run([*sentinel_cmd(), "run", "--config", str(config)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    opened = [a for a in alerts if a["kind"] == "alert"]
+    assert opened and 2.5 < opened[0]["start_offset_s"] < 3.8, opened  # where the sound went, judged late
+    assert "source stopped" not in proc.stderr

@@ -90,7 +90,8 @@ def test_alerts_status_discovery_and_offline_will(tiny_bundle, machine_data, tmp
             assert c["unique_id"] and c["name"] and c["value_template"]
             assert c["availability_topic"] == "sentinel/availability"
             assert c["device"]["identifiers"] == ["sentinel_bench-7"]  # one device per daemon
-        assert len({c["unique_id"] for c in configs.values()}) == len(configs) == 8
+        assert len({c["unique_id"] for c in configs.values()}) == len(configs) == 10
+        assert configs["homeassistant/binary_sensor/bench-7/loud_running/config"]["device_class"] == "running"
         # The armed switch: OFF from Home Assistant disarms the source (its status says so), ON re-arms it.
         switch = configs["homeassistant/switch/bench-7/quiet_armed/config"]
         assert switch["command_topic"] == "sentinel/quiet/armed/set"
@@ -106,7 +107,7 @@ def test_alerts_status_discovery_and_offline_will(tiny_bundle, machine_data, tmp
     rec.close()
     # Retained for a late Home Assistant: the configs, the last status and availability.
     late = Recorder(broker.port, ["sentinel/#", "homeassistant/#"], client_id="late")
-    assert late.wait(lambda: len([m for m in late.messages if m[2]]) >= 8 + 2 + 1, timeout=10)
+    assert late.wait(lambda: len([m for m in late.messages if m[2]]) >= 10 + 2 + 1, timeout=10)
     assert late.on("sentinel/availability") == ["offline"]
     late.close()
 
