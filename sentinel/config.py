@@ -104,6 +104,10 @@ class AlertsConfig(BaseModel):
     clips_dir: Annotated[str | None, Field(description="Folder for event WAV clips; null = no clips.")] = (
         "sentinel-state/clips"
     )
+    clips_max_mb: Annotated[
+        float, Field(gt=0, description="Clips folder size kept; past it the oldest clips are removed, MB.")
+    ] = 1024.0
+    clips_max_days: Annotated[float, Field(gt=0, description="Clips older than this are removed, days.")] = 30.0
     clip_pre_s: Annotated[float, Field(ge=0, description="Audio kept before an event, s.")] = 2.0
     clip_post_s: Annotated[float, Field(ge=0, description="Audio kept after an event, s.")] = 2.0
     status_interval_s: Annotated[float, Field(gt=0, description="Heartbeat on status.<source> every s.")] = 5.0

@@ -15,6 +15,7 @@ from sentinel import __version__
 from sentinel.alerts.arming import Arming
 from sentinel.alerts.journal import Journal
 from sentinel.alerts.publisher import Publisher
+from sentinel.alerts.retention import ClipRetention
 from sentinel.bundle import Bundle, load_bundle
 from sentinel.capture.file import FileSource
 from sentinel.capture.microphone import MicrophoneSource
@@ -32,6 +33,8 @@ from sentinel.service.supervisor import RestartPolicy
 
 STALE_AUDIO_S = 15.0
 """A source silent for longer than this no longer counts as delivering audio (watchdog)."""
+RETENTION_EVERY_S = 2.0
+"""How often the clips folder is swept (listing a folder of clips takes milliseconds)."""
 HEALTHY_AFTER_S = 60.0
 """A part that has run this long since its last restart gets its first, short restart delay back."""
 
@@ -99,6 +102,7 @@ class Daemon:
         self.source_policies: dict[str, RestartPolicy] = {}
         self.healthy_after_s = HEALTHY_AFTER_S
         self.arming: Arming | None = None
+        self.retention: ClipRetention | None = None
         self.bundles: dict[str, Bundle] = {}
         """Every bundle in use, by path (sources[].bundle, or daemon.bundle)."""
         self._scorers: dict = {}
@@ -233,6 +237,9 @@ class Daemon:
                 raise SentinelError("no source could be opened; see the errors above")
 
             arming = self.arming = Arming(a.arming_file)
+            if a.clips_dir:
+                self.retention = ClipRetention(a.clips_dir, a.clips_max_mb, a.clips_max_days, log=self.log)
+                closers.append(self.retention.sweep)  # a last pass after the final clips are written
             mqtt_sink = None
             if a.mqtt.enabled:
                 from sentinel.alerts.mqtt import MqttSink  # paho only where MQTT is asked for
@@ -350,7 +357,7 @@ class Daemon:
     def _main_loop(self) -> None:
         assert self.pipeline is not None
         ready = False
-        last_ping = last_status = 0.0
+        last_ping = last_status = last_sweep = 0.0
         while not self.stop_requested.wait(0.1):
             self._supervise()
             if self.reload_requested.is_set():
@@ -365,6 +372,9 @@ class Daemon:
                 last_status = now
                 if self.journal is not None and self.journal.backlog:  # the disk may have room again
                     self.journal.flush()
+            if self.retention is not None and now - last_sweep >= RETENTION_EVERY_S:
+                self.retention.sweep()
+                last_sweep = now
             if self.metrics is not None:
                 self._update_gauges()
             interval = self.notifier.watchdog_interval
@@ -419,6 +429,9 @@ class Daemon:
             m.dropped.labels(name).set(tr.dropped)
             m.audio_lost.labels(name).set(self.pipeline.audio_lost_s(tr))
             m.threshold.labels(name).set(tr.decider.threshold)
+        if self.retention is not None:
+            m.clips_bytes.set(self.retention.bytes_used)
+            m.clips_removed.set(self.retention.removed_total)
         if self.journal is not None:
             m.journal_errors.set(self.journal.write_errors)
             m.journal_backlog.set(len(self.journal.backlog))

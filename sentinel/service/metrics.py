@@ -23,6 +23,8 @@ class Metrics:
                                     "each is retried", registry=r)
         self.journal_backlog = Gauge("sentinel_journal_backlog", "Alerts held in memory until the journal's disk "
                                      "takes them again", registry=r)
+        self.clips_bytes = Gauge("sentinel_clips_bytes", "Bytes the clips folder holds", registry=r)
+        self.clips_removed = Gauge("sentinel_clips_removed", "Clips removed by retention since start", registry=r)
         self.clip_errors = Gauge("sentinel_clip_write_errors", "Event clips that could not be written", registry=r)
         self.latency = Histogram("sentinel_inference_seconds", "Feature + scoring time of one batch", registry=r,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))

@@ -245,3 +245,33 @@ def test_a_short_dropout_still_alerts_late_and_is_not_stopped(tiny_bundle, tmp_p
     opened = [a for a in alerts if a["kind"] == "alert"]
     assert opened and 2.5 < opened[0]["start_offset_s"] < 3.8, opened  # where the sound went, judged late
     assert "source stopped" not in proc.stderr
+
+
+def test_a_burst_of_alerts_keeps_the_clips_folder_within_its_limit(tiny_bundle, machine_data, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    parts = ["anomalous_0", "normal_0", "normal_1", "normal_2"]  # one event per loop, at full speed: a burst
+    x = np.concatenate([sf.read(machine_data["test"] / f"{p}.wav", dtype="float32")[0] for p in parts])
+    sf.write(tmp_path / "burst.wav", x, 16000)
+    sources = [{"name": "burst", "kind": "file", "path": str(tmp_path / "burst.wav"), "realtime": False,
+                "loop": True}]
+    config, endpoint = write_config(tmp_path, tiny_bundle, sources, cooldown_s=0.3)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["alerts"]["clips_max_mb"] = 0.2
+    config.write_text(yaml.safe_dump(cfg))
+    proc = start(config)
+    try:
+        got = receive(endpoint, "alert.", lambda g: len(g) >= 8, timeout_s=90)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert len(got) >= 8 and proc.returncode == 0, err[-2000:]
+    clips = sorted((tmp_path / "clips").glob("*.wav"))
+    assert sum(p.stat().st_size for p in clips) <= 0.2 * 2**20
+    journal = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    alerts = [j for j in journal if j["kind"] == "alert"]
+    assert len(alerts) >= 8  # every alert stays in the journal, clip or not
+    assert os.path.exists(alerts[-1]["clip"])  # the newest clips are the ones kept
+    assert "clips removed (retention)" in err
