@@ -21,7 +21,7 @@ from sentinel.alerts.notifications import NotificationSink
 from sentinel.alerts.settings import NotifyRule
 from tests.conftest import sentinel_cmd
 from tests.helpers.net import free_port, wait_until
-from tests.integration.test_daemon import write_config
+from tests.integration.test_daemon import receive, write_config
 
 
 class Target:
@@ -92,16 +92,18 @@ def test_alerts_reach_every_rule_once_and_a_disarmed_source_notifies_nobody(tiny
     x = np.concatenate([sf.read(machine_data["test"] / f"{p}.wav", dtype="float32")[0] for p in parts])
     sf.write(tmp_path / "loop.wav", x, 16000)
     src = {"name": "loud", "kind": "file", "path": str(tmp_path / "loop.wav"), "loop": True}
-    config, _ = write_config(tmp_path, tiny_bundle, [src], cooldown_s=0.5)
+    config, endpoint = write_config(tmp_path, tiny_bundle, [src], cooldown_s=0.5)
     cfg = yaml.safe_load(config.read_text())
     cfg["alerts"]["notify"] = [{"url": a.url, "name": "phone"}, {"url": b.url, "name": "team", "attach_clip": False}]
     cfg["alerts"]["arming_file"] = str(tmp_path / "arming.json")
     config.write_text(yaml.safe_dump(cfg))
-    # Disarmed for its first seconds, as for planned maintenance; it re-arms by itself.
-    subprocess.run([*sentinel_cmd(), "disarm", "loud", "--for", "6s", "--config", str(config)], check=True,
-                   capture_output=True)
     proc = subprocess.Popen([*sentinel_cmd(), "run", "--config", str(config)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+    # Once it runs, disarmed for 12 s (longer than one 9 s loop), as for planned maintenance; it
+    # re-arms by itself.
+    assert receive(endpoint, "status.", lambda g: len(g) >= 1, timeout_s=90), "the daemon never started"
+    subprocess.run([*sentinel_cmd(), "disarm", "loud", "--for", "12s", "--config", str(config)], check=True,
+                   capture_output=True)
     journal_path = tmp_path / "alerts.jsonl"
 
     def alerts() -> list[dict]:
