@@ -24,12 +24,47 @@ TRAINING_KEYS = ("features", "image", "image_map", "model", "scheduler", "scorin
 """Top-level keys of `sentinel train`'s config: a run config that has one gets a message saying so."""
 
 
+class LearnConfig(BaseModel):
+    """A source's learning phase: what the daemon records of it and how it trains its bundle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    minutes: Annotated[
+        float, Field(gt=0, description="Minutes of the machine running to learn from (stretches where it was "
+                     "off are left out and recorded again).")
+    ]
+    steps: Annotated[
+        int | None, Field(ge=1, description="Training steps; null = training.steps of train_config (or its "
+                          "default).")
+    ] = None
+    train_config: Annotated[
+        str | None, Field(description="A `sentinel train --config` file for every other training setting "
+                          "(features, model, scoring, ...); null = the defaults. Its features' sample rate and "
+                          "window must match the daemon's other bundles.")
+    ] = None
+    segment_s: Annotated[float, Field(ge=1, description="Length of each recorded FLAC segment, s.")] = 10.0
+    calibration_fraction: Annotated[
+        float, Field(gt=0, lt=1, description="Share of the recorded audio (the latest) kept out of training "
+                     "to calibrate the threshold on.")
+    ] = 0.2
+    false_alarms_per_hour: Annotated[
+        float, Field(gt=0, description="Calibration target: false alarms per hour on the held-out audio.")
+    ] = 1.0
+
+
 class SourceConfig(BaseModel):
     """One audio source of the daemon."""
 
     def bundle_path(self, daemon: DaemonConfig) -> str:
-        """The bundle this source is scored with (its own, else the daemon's; the config checked one is set)."""
-        return str(self.bundle or daemon.bundle)
+        """The bundle this source is scored with: its own; else, for a learning source, the one it
+        learns (<state_dir>/learn/<name>/bundle); else the daemon's (the config checked one is set)."""
+        if self.bundle:
+            return str(self.bundle)
+        return str(self.learn_dir(daemon) / "bundle") if self.learn else str(daemon.bundle)
+
+    def learn_dir(self, daemon: DaemonConfig) -> Path:
+        """Where this source's learning phase keeps its recordings and training run."""
+        return Path(daemon.state_dir) / "learn" / self.name
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,6 +80,11 @@ class SourceConfig(BaseModel):
                           "that share a bundle are scored in one batch.")
     ] = None
     threshold: Annotated[float | None, Field(description="Override the bundle's calibrated threshold.")] = None
+    learn: Annotated[
+        LearnConfig | None, Field(description="Learn this source where it runs: while its bundle does not exist "
+                                  "yet, record {minutes} of it, train and calibrate a bundle in a background "
+                                  "process, then monitor with it (no restart). null = no learning.")
+    ] = None
     min_level_db: Annotated[
         float | None, Field(description="Window level (mean log-mel, dB) below which the machine counts as off; "
                             "null = from the bundle: well below any level its normal audio had.")
@@ -83,6 +123,10 @@ class DaemonConfig(BaseModel):
         str | None, Field(description="Model bundle folder (sentinel train --out) of every source without a "
                           "bundle of its own; its scoring.hop_seconds is the hop between scored windows.")
     ] = None
+    state_dir: Annotated[
+        str, Field(description="Folder of what the daemon learns and is told: learning recordings and bundles "
+                   "(learn/<source>/), feedback requests and accepted clips (feedback/).")
+    ] = "sentinel-state"
     buffer_seconds: Annotated[float, Field(gt=0, description="Ring buffer per source, s.")] = 30.0
     max_batch: Annotated[int, Field(ge=1, description="Most windows scored in one batch.")] = 32
     max_wait_ms: Annotated[float, Field(ge=0, description="Wait this long for a fuller batch, ms.")] = 20.0
@@ -192,7 +236,7 @@ def parse_config(data: Any, source: str = "config", text: str | None = None) -> 
         raise ConfigError(f"{source}: sources: none configured; add at least one (the file has commented "
                           "examples), or run `sentinel run` without --config for the built-in demo")
     if cfg.daemon.bundle is None:
-        missing = [s.name for s in cfg.sources if s.bundle is None]
+        missing = [s.name for s in cfg.sources if s.bundle is None and s.learn is None]
         if missing:
             raise ConfigError(f"{source}: daemon.bundle: not set, and source {missing[0]} has no bundle of its own; "
                               "give the bundle folder it is scored with (sentinel train --out DIR, then sentinel "
@@ -224,5 +268,6 @@ def example_yaml() -> str:
         "#   - {name: gate, kind: rtsp, url: rtsp://127.0.0.1:8554/audio, threshold: 4.0}",
         "#   - {name: fan, kind: microphone, device: 2, bundle: /var/lib/sentinel/bundles/fan}  # its own bundle",
         "#   - {name: replay, kind: file, path: recordings/line1.wav, realtime: true, loop: true}",
+        "#   - {name: pump, kind: rtsp, url: rtsp://127.0.0.1:8554/pump, learn: {minutes: 30}}  # learns on site",
     ]
     return configfile.example_yaml(RunConfig(), header, footer, skip=("sources",))

@@ -90,6 +90,12 @@ def discovery_messages(cfg: MqttConfig, client_id: str, source: str, version: st
             "value_template": "{{ 'OFF' if value_json.state == 'stopped' else 'ON' }}",
             "payload_on": "ON", "payload_off": "OFF",
         }),
+        ("sensor", "state", {
+            "name": f"{source} state", "icon": "mdi:state-machine",
+            # learning / training show how far (learn_progress, 0-1) in the attributes and the state
+            "value_template": "{{ value_json.state ~ (' ' ~ ((value_json.learn_progress * 100) | round | int) ~ '%' "
+                              "if value_json.learn_progress is not none else '') }}",
+        }),
         ("switch", "armed", {
             "name": f"{source} armed", "icon": "mdi:shield-check",
             "command_topic": f"{prefix}/{source}/armed/set", "payload_on": "ON", "payload_off": "OFF",

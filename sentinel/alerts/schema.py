@@ -87,8 +87,12 @@ class Status:
     bundle_id: str = ""
     """The bundle this source is scored with (sources[].bundle, or daemon.bundle)."""
     state: str = "monitoring"
-    """monitoring, stopped (quieter than its machine ever is, for sources[].stopped_after_s: no alerts), or
-    disconnected."""
+    """monitoring, stopped (quieter than its machine ever is, for sources[].stopped_after_s: no alerts),
+    disconnected, or (sources[].learn) learning (recording its normal audio) and training."""
+    lag_s: float | None = None
+    """Seconds from the last scored window's last sample being heard to its decision (live sources)."""
+    learn_progress: float | None = None
+    """learning: share of the minutes recorded; training: share of the steps done; else None."""
     schema: int = SCHEMA_VERSION
     kind: str = "status"
 

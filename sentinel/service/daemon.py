@@ -26,6 +26,7 @@ from sentinel.credentials import credential_path
 from sentinel.devices import resolve_device
 from sentinel.errors import ConfigError, SentinelError
 from sentinel.logs import get_logger
+from sentinel.service.learner import Learner
 from sentinel.service.metrics import Metrics
 from sentinel.service.notify import Notifier
 from sentinel.service.pipeline import Pipeline, PipelineSettings, SourceModel
@@ -61,6 +62,8 @@ def load_bundles(cfg: RunConfig, loaded: dict[str, Bundle] | None = None) -> dic
     for sc in cfg.sources:
         path = sc.bundle_path(cfg.daemon)
         key = "sources." + sc.name + ".bundle" if sc.bundle else "daemon.bundle"
+        if sc.learn is not None and not Path(path).is_dir():
+            continue  # still to be learned (sentinel.service.learner)
         if path not in out:
             bundle = load_bundle(path)
             old = (loaded or {}).get(path)
@@ -106,6 +109,10 @@ class Daemon:
         self.bundles: dict[str, Bundle] = {}
         """Every bundle in use, by path (sources[].bundle, or daemon.bundle)."""
         self._scorers: dict = {}
+        self.learners: dict[str, Learner] = {}
+        """Sources still learning their bundle (sources[].learn), by name: captured, not scored."""
+        self._cut: tuple = ()
+        """(features, hop_seconds) every source is cut with, fixed at start-up."""
 
     # -- signals: record only -------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal API
@@ -136,8 +143,79 @@ class Daemon:
         return out
 
     def _thresholds(self, sources: dict) -> dict[str, float]:
-        return {name: sc.threshold if sc.threshold is not None else self.bundles[sc.bundle_path(self.config.daemon)]
-                .threshold for name, (sc, _) in sources.items()}
+        """The threshold of every source in `sources` that has its bundle (learning ones have none yet)."""
+        d = self.config.daemon
+        return {name: sc.threshold if sc.threshold is not None else self.bundles[sc.bundle_path(d)].threshold
+                for name, (sc, _) in sources.items() if sc.bundle_path(d) in self.bundles}
+
+    def _monitored(self) -> dict:
+        """The open sources that are scored: every one but those still learning."""
+        return {n: v for n, v in self.sources.items() if n not in self.learners}
+
+    def _cut_of(self, cfg: RunConfig, bundles: dict[str, Bundle]) -> tuple:
+        """(features, hop_seconds) of the windows every source is cut into: the bundles' (load_bundles
+        checked they agree), else those the learning sources will train with."""
+        if bundles:
+            b = next(iter(bundles.values()))
+            return b.features, b.scoring.hop_seconds
+        from sentinel.training.config import load_train_config
+
+        learn = next(sc.learn for sc in cfg.sources if sc.learn is not None)
+        tc = load_train_config(learn.train_config)
+        return tc.features, tc.scoring.hop_seconds
+
+    def _sync_learners(self, cfg: RunConfig) -> None:
+        """A learner for every open learning source whose bundle is not there yet; none for the rest."""
+        import dataclasses
+
+        features, hop = self._cut
+        for name in list(self.learners):
+            sc_src = self.sources.get(name)
+            learner = self.learners[name]
+            if sc_src is None or sc_src[0].learn is None or learner.source is not sc_src[1]:
+                learner.stop()
+                learner.join(timeout=1.0)
+                del self.learners[name]
+        for name, (sc, src) in self.sources.items():
+            if sc.learn is None or name in self.learners or sc.bundle_path(cfg.daemon) in self.bundles:
+                continue
+            learner = Learner(src, sc.learn, sc.learn_dir(cfg.daemon), sc.bundle_path(cfg.daemon),
+                              features=dataclasses.asdict(features), hop_seconds=hop, log=self.log)
+            learner.start()
+            self.learners[name] = learner
+            self.log.info("learning", source=name, minutes=sc.learn.minutes, folder=str(sc.learn_dir(cfg.daemon)))
+
+    def _adopt_learned(self) -> None:
+        """Switch every source whose learner finished to monitoring with its new bundle, no restart."""
+        assert self.pipeline is not None
+        done = [n for n, lr in self.learners.items() if lr.state == "ready"]
+        if not done:
+            return
+        cfg = self.config
+        for name in done:
+            learner = self.learners.pop(name)
+            learner.join(timeout=1.0)
+            sc = self.sources[name][0]
+            path = sc.bundle_path(cfg.daemon)
+            try:
+                bundle = load_bundle(path)
+                cut = (bundle.features.sample_rate, bundle.features.window_samples, bundle.scoring.hop_seconds)
+                if cut != (self.pipeline.sr, self.pipeline.window, self.pipeline.settings.hop_seconds):
+                    raise SentinelError(f"bundle {path}: learned with other windows than the daemon cuts")
+            except SentinelError as e:
+                self.log.error("learned bundle refused; the source stays unscored", source=name,
+                               error=str(e).splitlines()[0])
+                continue
+            self.bundles[path] = bundle
+            self.log.info("learned: monitoring", source=name, bundle_id=bundle.bundle_id,
+                          threshold=round(bundle.threshold or 0.0, 4))
+        models = self._models(cfg, self.bundles)
+        monitored = self._monitored()
+        self.pipeline.reconfigure({n: m for n, m in models.items() if n in monitored},
+                                  [s for _, s in monitored.values()], self._thresholds(monitored),
+                                  learners=dict(self.learners), from_now=frozenset(done))
+        if self.dashboard is not None:
+            self.dashboard.state.set_thresholds(self._thresholds(monitored))
 
     def _models(self, cfg: RunConfig, bundles: dict[str, Bundle]) -> dict[str, SourceModel]:
         """Each source's scorer (one per bundle, reused while the bundle is unchanged) and bundle id."""
@@ -147,6 +225,8 @@ class Daemon:
         self._scorers = scorers
         out = {}
         for sc in cfg.sources:
+            if sc.bundle_path(cfg.daemon) not in bundles:  # still learning
+                continue
             bundle = bundles[sc.bundle_path(cfg.daemon)]
             quieter, floor = bundle.post.level_bounds() or (None, None)
             if sc.min_level_db is not None:
@@ -163,6 +243,8 @@ class Daemon:
             score = "-" if tr.last_score is None else f"{tr.last_score:.2f}"
             state = "up" if tr.source.connected else "down"
             parts.append(f"{tr.source.source_name} {state} last {score}")
+        for name, lr in self.learners.items():
+            parts.append(f"{name} {lr.state} {lr.progress:.0%}")
         return "; ".join(parts)
 
     def healthy(self) -> bool:
@@ -181,10 +263,11 @@ class Daemon:
         try:
             cfg = load_config(self.config_path)
             bundles = load_bundles(cfg, self.bundles)
-            some = next(iter(bundles.values()))
-            if (some.features.sample_rate, some.features.window_samples, some.scoring.hop_seconds) != (
-                    self.pipeline.sr, self.pipeline.window, self.pipeline.settings.hop_seconds):
-                raise ConfigError("bundle: the new bundles cut another window, hop or sample rate; restart instead")
+            for some in bundles.values():
+                if (some.features.sample_rate, some.features.window_samples, some.scoring.hop_seconds) != (
+                        self.pipeline.sr, self.pipeline.window, self.pipeline.settings.hop_seconds):
+                    raise ConfigError("bundle: the new bundles cut another window, hop or sample rate; restart "
+                                      "instead")
             if cfg.alerts != self.config.alerts:
                 self.log.warning("alerts settings take effect on restart only; the socket and journal stay")
         except SentinelError as e:
@@ -193,17 +276,20 @@ class Daemon:
             return
         models = self._models(cfg, bundles)
         self.bundles, self.config = bundles, cfg
-        new = self._open_sources(cfg, some.features.sample_rate, self.sources)
+        new = self._open_sources(cfg, self.pipeline.sr, self.sources)
         for src in (s for n, (_, s) in new.items() if self.sources.get(n, (None, None))[1] is not s):
             src.start()
-        models = {n: m for n, m in models.items() if n in new}
-        self.pipeline.reconfigure(models, [s for _, s in new.values()], self._thresholds(new))
-        for name, (_, src) in self.sources.items():
+        old, self.sources = self.sources, new
+        self._sync_learners(cfg)
+        monitored = self._monitored()
+        models = {n: m for n, m in models.items() if n in monitored}
+        self.pipeline.reconfigure(models, [s for _, s in monitored.values()], self._thresholds(monitored),
+                                  learners=dict(self.learners))
+        for name, (_, src) in old.items():
             if new.get(name, (None, None))[1] is not src:
                 src.stop()
-        self.sources = new
         if self.dashboard is not None:
-            self.dashboard.state.set_thresholds(self._thresholds(new))
+            self.dashboard.state.set_thresholds(self._thresholds(monitored))
         self.log.info("reloaded", sources=list(new), bundles={p: b.bundle_id for p, b in bundles.items()})
         self.notifier.ready(self._status_line())
 
@@ -213,7 +299,8 @@ class Daemon:
         bundles = load_bundles(cfg)
         models = self._models(cfg, bundles)
         self.bundles = bundles
-        bundle = next(iter(bundles.values()))  # every bundle cuts the same windows (load_bundles checked)
+        self._cut = self._cut_of(cfg, bundles)  # every bundle cuts the same windows (load_bundles checked)
+        features, hop = self._cut
         journal = self.journal = Journal(cfg.alerts.journal, log=self.log)
         closers = [journal.close, self.notifier.close]
         try:
@@ -232,7 +319,7 @@ class Daemon:
                                       "pick a free port") from None
                 closers.append(metrics.close)
             self.metrics = metrics
-            self.sources = self._open_sources(cfg, bundle.features.sample_rate, {})
+            self.sources = self._open_sources(cfg, features.sample_rate, {})
             if not self.sources:
                 raise SentinelError("no source could be opened; see the errors above")
 
@@ -249,7 +336,7 @@ class Daemon:
                 closers.append(mqtt_sink.close)
             self.mqtt = mqtt_sink
 
-            board = self._dashboard(cfg, bundle)
+            board = self._dashboard(cfg, next(iter(bundles.values()), None))
             if board is not None:
                 closers.append(board.close)
             publish_scores = a.publish_scores
@@ -275,18 +362,20 @@ class Daemon:
 
             a, d = cfg.alerts, cfg.daemon
             settings = PipelineSettings(
-                hop_seconds=bundle.scoring.hop_seconds, max_batch=d.max_batch, max_wait_ms=d.max_wait_ms,
+                hop_seconds=hop, max_batch=d.max_batch, max_wait_ms=d.max_wait_ms,
                 debounce_k=d.debounce_k, debounce_n=d.debounce_n, cooldown_s=d.cooldown_s,
                 clips_dir=a.clips_dir, clip_pre_s=a.clip_pre_s, clip_post_s=a.clip_post_s,
                 status_interval_s=a.status_interval_s, emit_scores=publish_scores or board is not None,
                 armed=arming.is_armed,
             )
-            self._pipeline_args = (settings, sink, self.log, metrics)
-            self.pipeline = Pipeline({n: m for n, m in models.items() if n in self.sources},
-                                     [s for _, s in self.sources.values()], self._thresholds(self.sources),
-                                     *self._pipeline_args)
+            self._pipeline_args = (settings, sink, self.log, metrics, (features.sample_rate, features.window_samples))
             for _, s in self.sources.values():
                 s.start()
+            self._sync_learners(cfg)
+            monitored = self._monitored()
+            self.pipeline = Pipeline({n: m for n, m in models.items() if n in monitored},
+                                     [s for _, s in monitored.values()], self._thresholds(monitored),
+                                     *self._pipeline_args, learners=dict(self.learners))
             self.pipeline.start()
             self.log.info("running", sources=list(self.sources), bundles={p: b.bundle_id for p, b in bundles.items()},
                           endpoint=a.endpoint)
@@ -313,14 +402,16 @@ class Daemon:
             out.append(n)
         return out
 
-    def _dashboard(self, cfg: RunConfig, bundle: Bundle):
+    def _dashboard(self, cfg: RunConfig, bundle: Bundle | None):
         """The web dashboard, serving already; None when off or its port cannot be had (logged: the
         daemon's job is listening, so a taken port costs the page, not the monitoring)."""
         if not cfg.web.enabled:
             return None
-        from sentinel.web.server import DashboardServer  # aiohttp only where the dashboard is on
-        from sentinel.web.state import DashboardState
-
+        if bundle is None:  # every source is still learning: the page says so per source
+            spec, hop = self._cut
+            info = {"bundles": "none yet: learning", "sample_rate": spec.sample_rate, "window_s": spec.window_seconds,
+                    "hop_s": hop}
+            return self._serve_dashboard(cfg, info, spec, hop)
         spec, cal = bundle.features, bundle.calibration
         info = {"bundle": bundle.bundle_id, "bundle_path": next(iter(self.bundles)),
                 "threshold": bundle.threshold if bundle.threshold is not None else "per source",
@@ -333,7 +424,13 @@ class Daemon:
             info = {k: v for k, v in info.items() if k not in ("bundle", "bundle_path", "threshold", "calibration",
                                                                "trained_steps")}
             info["bundles"] = "; ".join(f"{b.bundle_id} {p}" for p, b in self.bundles.items())
-        state = DashboardState(cfg.web.history_minutes * 60, bundle.scoring.hop_seconds, info)
+        return self._serve_dashboard(cfg, info, spec, bundle.scoring.hop_seconds)
+
+    def _serve_dashboard(self, cfg: RunConfig, info: dict, spec, hop: float):
+        from sentinel.web.server import DashboardServer  # aiohttp only where the dashboard is on
+        from sentinel.web.state import DashboardState
+
+        state = DashboardState(cfg.web.history_minutes * 60, hop, info)
         state.set_thresholds(self._thresholds(self.sources))
         state.load_alerts(cfg.alerts.journal)
         board = DashboardServer(cfg.web, state, clips_dir=cfg.alerts.clips_dir, audio_tail=self._audio_tail,
@@ -363,6 +460,7 @@ class Daemon:
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
+            self._adopt_learned()
             now = time.monotonic()
             if not ready and self.pipeline.batches > 0:  # bundle loaded and a first window scored
                 self.notifier.ready(self._status_line())
@@ -395,7 +493,8 @@ class Daemon:
                     raise SentinelError(f"inference loop keeps failing ({p.error}); giving up")
             elif self.pipeline_policy.due():
                 self.log.error("inference loop died; restarting", error=p.error)
-                fresh = Pipeline(p.models, [tr.source for tr in p.tracks], p.thresholds(), *self._pipeline_args)
+                fresh = Pipeline(p.models, [tr.source for tr in p.tracks], p.thresholds(), *self._pipeline_args,
+                                 learners=dict(self.learners))
                 fresh.resume_from(p)
                 self.pipeline = fresh
                 fresh.start()
@@ -416,8 +515,11 @@ class Daemon:
                     continue
                 fresh_src.start()
                 self.sources[name] = (sc, fresh_src)
+                if name in self.learners:
+                    self.learners[name].replace_source(fresh_src)
+                    continue
                 cur = self.pipeline  # same name, new thread and ring: thresholds are unchanged
-                cur.reconfigure(cur.models, [s for _, s in self.sources.values()], cur.thresholds())
+                cur.reconfigure(cur.models, [s for _, s in self._monitored().values()], cur.thresholds())
 
     def _update_gauges(self) -> None:
         assert self.metrics is not None and self.pipeline is not None
@@ -438,8 +540,12 @@ class Daemon:
 
     def _shutdown(self) -> None:
         t0 = time.monotonic()
+        for lr in self.learners.values():  # each keeps what it recorded and stops its training child
+            lr.stop()
         for _, s in self.sources.values():
             s.stop()
+        for lr in self.learners.values():
+            lr.join(timeout=max(0.0, t0 + 0.9 - time.monotonic()))
         for _, s in self.sources.values():  # one shared second: a source blocked on the network is a daemon thread
             if s.is_alive():
                 s.join(timeout=max(0.0, t0 + 1.0 - time.monotonic()))

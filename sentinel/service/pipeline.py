@@ -65,6 +65,7 @@ class _Track:
     windows_scored: int = 0
     dropped: int = 0
     last_score: float | None = None
+    last_lag: float | None = None
     anomaly: bool = False
     span: SpanState | None = None
     """This source's history for the span component (the scorer's; reset after a gap)."""
@@ -85,16 +86,26 @@ class _Track:
 
 class Pipeline(threading.Thread):
     def __init__(self, models: dict[str, SourceModel], sources: list[Source], thresholds: dict[str, float],
-                 settings: PipelineSettings, sink: Callable[[str, dict, bool], None], log=None, metrics=None) -> None:
+                 settings: PipelineSettings, sink: Callable[[str, dict, bool], None], log=None, metrics=None,
+                 shape: tuple[int, int] | None = None, learners: dict | None = None) -> None:
         """`models` maps each source name to what scores it; `sink(topic, record, durable)` journals
         (if durable) and publishes one record. Every model cuts windows of the same length at the
-        same rate (the daemon checks, with a message naming the source)."""
+        same rate (the daemon checks, with a message naming the source); `shape` (sample rate,
+        window samples) says which while no source has a model yet. `learners` (source name ->
+        sentinel.service.learner.Learner) are sources still learning: not scored, but their state
+        is published with the others'."""
         super().__init__(name="inference", daemon=True)
         self.models, self.settings, self.sink, self.log = dict(models), settings, sink, log
         self.metrics = metrics
         """Optional sentinel.service.metrics.Metrics (duck-typed: the pipeline needs no Prometheus)."""
-        spec = next(iter(self.models.values())).scorer.extractor.spec
-        self.sr, self.window = spec.sample_rate, spec.window_samples
+        if shape is None:
+            spec = next(iter(self.models.values())).scorer.extractor.spec
+            shape = spec.sample_rate, spec.window_samples
+        self.sr, self.window = shape
+        self.learners: dict = dict(learners or {})
+        self._learner_seen: dict[str, str] = {}
+        self.outbox: queue.Queue[tuple[str, dict, bool]] = queue.Queue(maxsize=1000)
+        """Records other threads want published (feedback): the pipeline alone touches the sink."""
         self.hop = max(1, round(settings.hop_seconds * self.sr))
         self.tracks = [
             _Track(s, Decider(thresholds[s.source_name], settings.debounce_k, settings.debounce_n,
@@ -150,15 +161,28 @@ class Pipeline(threading.Thread):
         self.tracks = [prev.get(tr.source.source_name, tr) for tr in self.tracks]
         self.batches = old.batches
 
-    def reconfigure(self, models: dict[str, SourceModel], sources: list[Source], thresholds: dict[str, float]) -> None:
-        """Swap models and sources at the next batch boundary (SIGHUP reload). Sources that stay keep
-        their position in the stream, so they are scored without a gap (a source whose bundle changed
-        starts its span afresh)."""
-        self._pending.put((models, sources, thresholds), timeout=5)
+    def reconfigure(self, models: dict[str, SourceModel], sources: list[Source], thresholds: dict[str, float],
+                    learners: dict | None = None, from_now: frozenset[str] = frozenset()) -> None:
+        """Swap models and sources at the next batch boundary (SIGHUP reload, a source that learned
+        its bundle). Sources that stay keep their position in the stream, so they are scored without
+        a gap (a source whose bundle changed starts its span afresh); new sources named in
+        `from_now` are scored from what they hear next (a source that was learning: its past audio
+        was for training). `learners` None keeps the current ones."""
+        self._pending.put((models, sources, thresholds, learners, from_now), timeout=5)
+
+    def emit(self, topic: str, record: dict, durable: bool = True) -> None:
+        """Publish a record from another thread (through the pipeline's own sink, at its next batch)."""
+        self.outbox.put((topic, record, durable), timeout=5)
 
     def _apply_pending(self) -> None:
+        while True:
+            try:
+                topic, record, durable = self.outbox.get_nowait()
+            except queue.Empty:
+                break
+            self.sink(topic, record, durable)
         try:
-            models, sources, thresholds = self._pending.get_nowait()
+            models, sources, thresholds, learners, from_now = self._pending.get_nowait()
         except queue.Empty:
             return
         old = {tr.source.source_name: tr for tr in self.tracks}
@@ -168,9 +192,16 @@ class Pipeline(threading.Thread):
             tr = old.get(src.source_name)
             if tr is None or tr.source is not src:
                 tr = _Track(src, Decider(thresholds[src.source_name], s.debounce_k, s.debounce_n, s.cooldown_s))
+                if src.source_name in from_now:
+                    tr.next_start = src.consumed = src.ring.written  # a paused file replay goes on
             tr.decider.threshold = thresholds[src.source_name]
             tracks.append(tr)
         self.models, self.tracks = dict(models), tracks
+        if learners is not None:
+            self.learners = dict(learners)
+        for tr in tracks:
+            if tr.source.source_name in from_now:
+                self._status(tr)  # monitoring now: say so at once
 
     def step(self) -> int:
         """Score one batch; returns how many windows it held."""
@@ -217,7 +248,8 @@ class Pipeline(threading.Thread):
         for (tr, start), score, level in zip(keep, scores, levels, strict=True):
             self._decide(tr, start, score, level)
             self.latencies.append(time.monotonic() - seen)
-            self.close_lags.append(time.time() - tr.source.unix(start + self.window))
+            tr.last_lag = time.time() - tr.source.unix(start + self.window)
+            self.close_lags.append(tr.last_lag)
         for tr in self.tracks:
             tr.source.consumed = tr.next_start
         self.busy_s += time.monotonic() - t_read
@@ -372,7 +404,8 @@ class Pipeline(threading.Thread):
                     anomaly=tr.anomaly and armed, audio_lost_s=round(self.audio_lost_s(tr), 3),
                     reconnects=tr.source.reconnects, armed=armed,
                     state="disconnected" if not tr.source.connected else "stopped" if tr.stopped else "monitoring",
-                    bundle_id=self.models[tr.source.source_name].bundle_id)
+                    bundle_id=self.models[tr.source.source_name].bundle_id,
+                    lag_s=None if tr.last_lag is None else round(tr.last_lag, 3))
         self.sink(f"status.{tr.source.source_name}", st.to_dict(), False)
 
     def audio_lost_s(self, tr: _Track) -> float:
@@ -380,9 +413,24 @@ class Pipeline(threading.Thread):
         plus overruns (audio that arrived but was overwritten before it could be scored)."""
         return tr.source.timeline.lost_s + tr.dropped / self.sr
 
+    def _learner_status(self, name: str, learner) -> None:
+        state = learner.state if learner.state in ("learning", "training") else "training"
+        st = Status(source=name, connected=learner.source.connected, last_score=None, windows_scored=0,
+                    dropped_samples=0, time=utc_iso(time.time()), reconnects=learner.source.reconnects,
+                    armed=self.settings.armed(name), state=state, learn_progress=round(learner.progress, 4))
+        self._learner_seen[name] = learner.state
+        self.sink(f"status.{name}", st.to_dict(), False)
+
+    def _learner_changes(self) -> None:
+        for name, learner in self.learners.items():
+            if self._learner_seen.get(name) != learner.state:
+                self._learner_status(name, learner)
+
     def heartbeat(self) -> None:
         for tr in self.tracks:
             self._status(tr)
+        for name, learner in self.learners.items():
+            self._learner_status(name, learner)
 
     def run(self) -> None:
         try:
@@ -392,6 +440,7 @@ class Pipeline(threading.Thread):
                 if self.step() == 0:
                     self.stop_event.wait(0.005)
                 self._write_due_clips()
+                self._learner_changes()
                 if time.monotonic() - last_status >= self.settings.status_interval_s:
                     self.heartbeat()
                     last_status = time.monotonic()
@@ -410,6 +459,6 @@ class Pipeline(threading.Thread):
 
     def idle(self) -> bool:
         """True when every source has finished and all its audio has been scored."""
-        return all(
+        return not self.learners and all(
             tr.source.finished and tr.next_start + self.window > tr.source.ring.written for tr in self.tracks
         )

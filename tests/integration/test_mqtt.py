@@ -90,7 +90,13 @@ def test_alerts_status_discovery_and_offline_will(tiny_bundle, machine_data, tmp
             assert c["unique_id"] and c["name"] and c["value_template"]
             assert c["availability_topic"] == "sentinel/availability"
             assert c["device"]["identifiers"] == ["sentinel_bench-7"]  # one device per daemon
-        assert len({c["unique_id"] for c in configs.values()}) == len(configs) == 10
+        assert len({c["unique_id"] for c in configs.values()}) == len(configs) == 12
+        # The state sensor as Home Assistant renders it (Jinja): how far a learning source is.
+        import jinja2
+
+        state = jinja2.Template(configs["homeassistant/sensor/bench-7/quiet_state/config"]["value_template"])
+        assert state.render(value_json={"state": "learning", "learn_progress": 0.42}) == "learning 42%"
+        assert state.render(value_json={"state": "monitoring", "learn_progress": None}) == "monitoring"
         assert configs["homeassistant/binary_sensor/bench-7/loud_running/config"]["device_class"] == "running"
         # The armed switch: OFF from Home Assistant disarms the source (its status says so), ON re-arms it.
         switch = configs["homeassistant/switch/bench-7/quiet_armed/config"]

@@ -73,9 +73,11 @@ function updateSource(name, s, spec, now) {
   if (c.visible) draw(c);
   const st = s.status || {};
   const state = c.el.querySelector(".state");
-  const up = st.connected !== false && c.xs.length > 0;
-  state.textContent = up ? "connected" : "disconnected";
-  state.className = "chip state " + (up ? "up" : "down");
+  const learning = st.state === "learning" || st.state === "training";
+  const up = st.connected !== false && (c.xs.length > 0 || learning);
+  state.textContent = !up ? "disconnected" : learning
+    ? `${st.state} ${Math.round(100 * (st.learn_progress || 0))}%` : (st.state === "stopped" ? "stopped" : "connected");
+  state.className = "chip state " + (up ? (learning ? "learning" : "up") : "down");
   c.el.querySelector(".anomaly").hidden = !st.anomaly;
   c.el.dataset.points = String(c.xs.length);
   c.el.querySelector(".stats").textContent =
