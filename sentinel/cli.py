@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentinel import cli_daemon
+from sentinel import cli_daemon, cli_learn
 from sentinel.cli_args import build_parser
 from sentinel.errors import DataError, SentinelError
 
@@ -227,7 +227,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "calibrate": cmd_calibrate, "score": cmd_score, "eval": cmd_eval,
-            **cli_daemon.COMMANDS}
+            **cli_daemon.COMMANDS, **cli_learn.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -134,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", metavar="FILE", help="YAML config with sources, daemon and alerts sections "
                    "(configs/sentinel.yaml is a commented example)")
 
+    rc = sub.add_parser("record", help="record normal audio from the configured live sources",
+                        description="Capture the configured sources (the daemon's capture code) into FLAC "
+                        "segments OUT/<source>/<utc-start>.flac, for `sentinel train --data OUT/<source>`. Run "
+                        "again, it goes on from what OUT already holds; Ctrl-C keeps what was heard.")
+    rc.add_argument("--config", required=True, metavar="FILE", help="the daemon's config (its sources)")
+    rc.add_argument("--source", action="append", metavar="NAME", help="only this source (repeatable; default all)")
+    rc.add_argument("--minutes", type=_positive_float, required=True, metavar="M", help="minutes per source")
+    rc.add_argument("--out", required=True, metavar="DIR", help="folder of the recordings")
+    rc.add_argument("--segment-s", type=_positive_float, default=10.0, metavar="S",
+                    help="seconds per FLAC segment (default %(default)s)")
+
     k = sub.add_parser("check-config", help="validate a config file",
                        description="Validate a YAML config: print each error as FILE:LINE: key path = value: "
                        "message, and exit 1; or print OK and exit 0.")

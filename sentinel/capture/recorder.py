@@ -70,10 +70,11 @@ class SegmentRecorder:
         self.lost_samples = 0
         """Audio that arrived but was overwritten before it could be written (a disk too slow)."""
 
-    def poll(self, final: bool = False) -> list[Segment]:
-        """Write what is complete (with `final`, also the stretch being filled, if long enough)."""
+    def poll(self, final: bool = False, budget_s: float = float("inf")) -> list[Segment]:
+        """Write what is complete (with `final`, also the stretch being filled, if long enough), and
+        no more segments once `budget_s` seconds are written (a file replayed at full speed)."""
         ring, written = self.source.ring, []
-        while True:
+        while sum(s.seconds for s in written) < budget_s:
             if self.pos < ring.oldest:
                 self.lost_samples += ring.oldest - self.pos
                 self.pos = ring.oldest

@@ -9,6 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from sentinel import synth
+from tests.conftest import run_cli
 from tests.integration.test_daemon import receive, start, write_config
 
 SR = 16000
@@ -93,3 +94,32 @@ def test_a_daemon_killed_while_learning_resumes_with_what_it_recorded(tiny_bundl
     assert any(m["state"] == "monitoring" for _, m in got)
     job = json.loads((tmp_path / "state" / "learn" / "fan" / "job.done.json").read_text())
     assert {str(p) for p in kept} <= set(job["train"]) | set(job["calibrate"])
+
+
+def test_record_writes_the_asked_minutes_per_source_and_resumes(tiny_bundle, machine_data, tmp_path):
+    """`sentinel record` from a real RTSP server on loopback and a real-time file: each source gets
+    the minutes asked, in FLAC segments; a second run with more minutes goes on from them."""
+    from tests.helpers.net import free_port
+    from tests.integration.test_live_sources import RtspServer
+
+    server = RtspServer(free_port(), machine_data["test"] / "normal_1.wav")
+    server.start()
+    try:
+        sources = [{"name": "gate", "kind": "rtsp", "url": server.url},
+                   {"name": "line", "kind": "file", "path": str(machine_data["test"] / "normal_0.wav"),
+                    "realtime": True, "loop": True}]
+        config, _ = write_config(tmp_path, tiny_bundle, sources)
+        out = tmp_path / "rec"
+        for minutes in (0.1, 0.15):  # 6 s, then 9 s in all
+            proc = run_cli("record", "--config", str(config), "--minutes", str(minutes), "--out", str(out),
+                           "--segment-s", "2", timeout=120)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            summary = {json.loads(x)["source"]: json.loads(x) for x in proc.stdout.strip().splitlines()}
+            for name in ("gate", "line"):
+                files = sorted((out / name).glob("*.flac"))
+                seconds = sum(sf.info(f).duration for f in files)
+                assert minutes * 60 <= seconds <= minutes * 60 + 2.0 + 1e-6, (name, seconds)  # +- one segment
+                assert summary[name]["seconds"] == round(seconds, 1)
+                assert all(sf.info(f).samplerate == 16000 and sf.info(f).format == "FLAC" for f in files)
+    finally:
+        server.stop()
