@@ -3,7 +3,6 @@ bundle in a low-priority child process, and switches the source to monitoring on
 
 import json
 import signal
-import time
 
 import numpy as np
 import soundfile as sf
