@@ -148,6 +148,8 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
         tensors.update(bundle.stats.tensors())
     if bundle.patch_memory is not None:
         tensors.update(bundle.patch_memory.tensors())
+    if bundle.post is not None:
+        tensors.update(bundle.post.tensors())
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     atomic_write(path / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
     bundle.bundle_id = hashlib.sha256((path / WEIGHTS).read_bytes()).hexdigest()[:12]
@@ -265,7 +267,7 @@ def load_bundle(path: str | Path) -> Bundle:
             if name in _NORMALISATION:
                 buf.copy_(tensors[f"features.{name}"])
         stats = NormalStats.from_tensors(tensors) if kind == "diffusion" else None
-        post = PostProcessor.from_dict(scoring, meta.get("postprocess") or {})
+        post = PostProcessor.from_dict(scoring, meta.get("postprocess") or {}, tensors)
         patch_memory = None
         if modality == "image" and meta.get("image_map"):
             map_config = _typed(PatchMapConfig, meta["image_map"].get("config"), "image_map.config", path)

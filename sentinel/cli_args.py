@@ -145,6 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--segment-s", type=_positive_float, default=10.0, metavar="S",
                     help="seconds per FLAC segment (default %(default)s)")
 
+    fb = sub.add_parser("feedback", help="tell the daemon an alert was normal (or undo that)",
+                        description="The alert's clip joins its source's normal sounds: the bundle learns to "
+                        "score that sound as normal (the network stays), the threshold is recalibrated where "
+                        "the source's normal audio is at hand, and the running daemon swaps the new bundle in "
+                        "and journals a `feedback` record. Queued under daemon.state_dir: a daemon that is down "
+                        "applies it when it starts.")
+    fb.add_argument("event_id", metavar="EVENT_ID", help="the alert's event_id (journal, dashboard, MQTT)")
+    fb.add_argument("label", nargs="?", default="normal", choices=["normal"], help="what it was: normal")
+    fb.add_argument("--undo", action="store_true", help="take back an earlier `normal` for this event")
+    fb.add_argument("--config", metavar="FILE", help="the daemon's config (default: the demo's)")
+    fb.add_argument("--wait", type=_positive_float, default=120.0, metavar="S",
+                    help="wait this long for the daemon to apply it (default %(default)s)")
+
     k = sub.add_parser("check-config", help="validate a config file",
                        description="Validate a YAML config: print each error as FILE:LINE: key path = value: "
                        "message, and exit 1; or print OK and exit 0.")

@@ -90,4 +90,36 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 130 if stop.is_set() else 0
 
 
-COMMANDS = {"record": cmd_record}
+def cmd_feedback(args: argparse.Namespace) -> int:
+    import getpass
+    import socket
+    import time
+
+    from sentinel.config import load_config
+    from sentinel.errors import DataError
+    from sentinel.service.feedback import submit
+
+    if not args.undo and args.label != "normal":
+        raise DataError(f"feedback {args.event_id}: say `normal` (sentinel feedback EVENT_ID normal), or --undo")
+    cfg = load_config(args.config)
+    try:
+        req = submit(cfg.daemon.state_dir, args.event_id, "undo" if args.undo else "normal",
+                     by=f"cli {getpass.getuser()}@{socket.gethostname()}")
+    except ValueError as e:
+        raise DataError(f"feedback: {e}") from None
+    result = req.with_name(req.stem + ".result.json")
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline and not result.exists():
+        time.sleep(0.2)
+    if not result.exists():
+        print(json.dumps({"queued": str(req), "note": "the daemon applies it when it runs (it was not done within "
+                          f"{args.wait:g} s)"}))
+        return 3
+    out = json.loads(result.read_text())
+    print(json.dumps(out))
+    if "error" in out:
+        raise DataError(f"feedback {args.event_id}: {out['error']}")
+    return 0
+
+
+COMMANDS = {"record": cmd_record, "feedback": cmd_feedback}

@@ -17,6 +17,7 @@ Topics (prefix `sentinel` by default):
   <prefix>/<source>/score    every window's score, QoS 0 (only with alerts.publish_scores)
   <prefix>/availability      online / offline (offline is also the last will)
   <prefix>/<source>/armed/set  command: ON arms the source, OFF disarms it (Home Assistant's switch)
+  <prefix>/<source>/feedback   command: {"event_id": ..., "label": "normal"} ("undo": true takes it back)
 """
 
 from __future__ import annotations
@@ -118,10 +119,13 @@ def discovery_messages(cfg: MqttConfig, client_id: str, source: str, version: st
 
 
 class MqttSink(threading.Thread):
-    def __init__(self, cfg: MqttConfig, journal: str | Path, log=None, version: str = "0", arming=None) -> None:
+    def __init__(self, cfg: MqttConfig, journal: str | Path, log=None, version: str = "0", arming=None,
+                 feedback=None) -> None:
         super().__init__(name="mqtt", daemon=True)
         self.cfg, self.log, self.version = cfg, log, version
         self.arming = arming
+        self.feedback = feedback
+        """Called as feedback(event_id, action, by) for <prefix>/<source>/feedback {"event_id", "label"}."""
         """sentinel.alerts.arming.Arming: <prefix>/<source>/armed/set ON|OFF arms or disarms a source."""
         self.client_id = cfg.client_id or default_client_id()
         self.journal = Path(journal)
@@ -201,6 +205,8 @@ class MqttSink(threading.Thread):
         client.publish(f"{self.cfg.topic_prefix}/availability", ONLINE, qos=1, retain=True)
         if self.arming is not None:
             client.subscribe(f"{self.cfg.topic_prefix}/+/armed/set", qos=1)
+        if self.feedback is not None:
+            client.subscribe(f"{self.cfg.topic_prefix}/+/feedback", qos=1)
         with self._lock:
             self._discovered.clear()  # the broker may have lost its retained configs
         self._connected.set()
@@ -211,6 +217,9 @@ class MqttSink(threading.Thread):
     def _on_message(self, client, userdata, msg) -> None:  # noqa: ARG002
         """A command: <prefix>/<source>/armed/set with ON (arm) or OFF (disarm, until armed again)."""
         parts = msg.topic.split("/")
+        if parts[-1] == "feedback" and self.feedback is not None:
+            self._on_feedback(msg.topic, msg.payload)
+            return
         payload = msg.payload.decode(errors="replace").strip().upper()
         if self.arming is None or len(parts) < 3 or parts[-2:] != ["armed", "set"] or payload not in ("ON", "OFF"):
             if self.log:
@@ -224,6 +233,22 @@ class MqttSink(threading.Thread):
             self.arming.disarm(source, by="mqtt")
         if self.log:
             self.log.info("armed" if payload == "ON" else "disarmed", source=source, by="mqtt")
+
+    def _on_feedback(self, topic: str, payload: bytes) -> None:
+        """<prefix>/<source>/feedback with {"event_id": ..., "label": "normal"} (or "undo": true)."""
+        try:
+            msg = json.loads(payload)
+            label = msg.get("label", "normal")
+            if label != "normal":
+                raise ValueError(f"label {label!r}: only 'normal' is understood")
+            self.feedback(str(msg.get("event_id", "")), "undo" if msg.get("undo") else "normal", f"mqtt {topic}")
+        except (ValueError, AttributeError, TypeError) as e:
+            if self.log:
+                self.log.warning("MQTT feedback ignored; send {\"event_id\": ..., \"label\": \"normal\"}",
+                                 topic=topic, error=str(e)[:200])
+            return
+        if self.log:
+            self.log.info("feedback queued", topic=topic)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ARG002
         was = self._connected.is_set()

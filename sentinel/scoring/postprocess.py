@@ -32,6 +32,14 @@ class PostProcessor:
     span_count_std: list[float] | None = None
     calibration: Calibration | None = None
     """The threshold and how it was set; None: not calibrated (scores, but no verdicts)."""
+    accepted: torch.Tensor | None = None
+    """[K, P] window profiles of sounds a user said were normal (sentinel feedback): a window
+    within `accepted_radius` of one of them scores as a typical normal window. None: none."""
+    accepted_radius: torch.Tensor | None = None
+    """[K] how near (RMS over the profile, in normal-spread units) counts as that sound: half the
+    way from it to the normal audio around it in its clip."""
+    accepted_events: list[str] = dataclasses.field(default_factory=list)
+    """[K] the event each accepted profile came from (so one feedback can be undone)."""
 
     # -- normalisation and combination ---------------------------------------------------------
     @property
@@ -63,9 +71,45 @@ class PostProcessor:
         return (dist - m) / sd * self.component_std["span"] + self.component_mean["span"]
 
     def window_scores(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None = None,
-                      level_tolerance_db: float | None = None) -> torch.Tensor:
+                      level_tolerance_db: float | None = None, profiles: torch.Tensor | None = None) -> torch.Tensor:
         """[B] window scores from raw components; `weights` / `level_tolerance_db` other than the
-        recipe's rescore without another network pass (benchmarks, ablations)."""
+        recipe's rescore without another network pass (benchmarks, ablations). With `profiles`
+        ([B, P]), windows that sound like an accepted sound score as normal."""
+        scores = self._combined(comps, weights, level_tolerance_db)
+        if profiles is None or self.accepted is None or not len(self.accepted_events):
+            return scores
+        near = self.accepted_near(profiles.to(scores.device))
+        typical = self.calibration.normal_quantiles.get("q500", 0.0) if self.calibration else 0.0
+        return torch.where(near, scores.clamp_max(typical), scores)
+
+    def accepted_near(self, profiles: torch.Tensor) -> torch.Tensor:
+        """[B] True where a window's profile lies within the radius of an accepted sound's."""
+        assert self.accepted is not None and self.accepted_radius is not None
+        acc = self.accepted.to(profiles.device, profiles.dtype)
+        d = torch.cdist(profiles, acc) / profiles.shape[1] ** 0.5  # [B, K], RMS per profile entry
+        return (d < self.accepted_radius.to(d.device, d.dtype)).any(1)
+
+    def with_accepted(self, event_id: str, profiles: torch.Tensor, radius: float) -> PostProcessor:
+        """A copy that also accepts these window profiles (of one event) as normal."""
+        rows = profiles.detach().float().cpu()
+        radii = torch.full((rows.shape[0],), float(radius))
+        acc = rows if self.accepted is None else torch.cat([self.accepted, rows])
+        rad = radii if self.accepted_radius is None else torch.cat([self.accepted_radius, radii])
+        return dataclasses.replace(self, accepted=acc, accepted_radius=rad,
+                                   accepted_events=[*self.accepted_events, *[event_id] * rows.shape[0]])
+
+    def without_accepted(self, event_id: str) -> PostProcessor:
+        """A copy that no longer accepts what one event's feedback added (undo)."""
+        keep = [i for i, e in enumerate(self.accepted_events) if e != event_id]
+        if not keep:
+            return dataclasses.replace(self, accepted=None, accepted_radius=None, accepted_events=[])
+        idx = torch.tensor(keep)
+        assert self.accepted is not None and self.accepted_radius is not None
+        return dataclasses.replace(self, accepted=self.accepted[idx], accepted_radius=self.accepted_radius[idx],
+                                   accepted_events=[self.accepted_events[i] for i in keep])
+
+    def _combined(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None,
+                  level_tolerance_db: float | None) -> torch.Tensor:
         cfg = self.config
         weights = cfg.weights if weights is None else weights
         tolerance = cfg.level_tolerance_db if level_tolerance_db is None else level_tolerance_db
@@ -115,10 +159,22 @@ class PostProcessor:
         out: dict = {"component_mean": self.component_mean, "component_std": self.component_std,
                      "span_count_mean": self.span_count_mean, "span_count_std": self.span_count_std,
                      "calibration": self.calibration.to_dict() if self.calibration else None}
+        if self.accepted_events:  # the profiles themselves are tensors: weights.safetensors (tensors())
+            out["accepted_events"] = self.accepted_events
         return out
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        if self.accepted is None or not self.accepted_events:
+            return {}
+        assert self.accepted_radius is not None
+        return {"post.accepted": self.accepted, "post.accepted_radius": self.accepted_radius}
+
     @classmethod
-    def from_dict(cls, config: ScoringConfig, d: dict) -> PostProcessor:
+    def from_dict(cls, config: ScoringConfig, d: dict, tensors: dict[str, torch.Tensor] | None = None) -> PostProcessor:
         cal = d.get("calibration")
+        t = tensors or {}
+        events = list(d.get("accepted_events") or [])
         return cls(config, dict(d.get("component_mean") or {}), dict(d.get("component_std") or {}),
-                   d.get("span_count_mean"), d.get("span_count_std"), Calibration.from_dict(cal) if cal else None)
+                   d.get("span_count_mean"), d.get("span_count_std"), Calibration.from_dict(cal) if cal else None,
+                   t.get("post.accepted") if events else None, t.get("post.accepted_radius") if events else None,
+                   events)

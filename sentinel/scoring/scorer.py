@@ -294,6 +294,12 @@ class DiffusionScorer(WindowScorer):
             return ScoreResult(empty, {k: empty for k in COMPONENTS})
         raw = self.raw(windows)
         comps = self.components(raw, stats)
-        comps["span"] = self._span(raw.profile, streams, stats).to(self.device)
-        scores = self.post.window_scores(comps)
+        span_profiles = raw.profile
+        if self.post.accepted is not None and stats.span_mean is not None:
+            # An accepted sound is normal in the span too: it enters the stream's history as the
+            # normal mean profile, so it leaves no long tail of span evidence behind it.
+            near = self.post.accepted_near(raw.profile)
+            span_profiles = torch.where(near[:, None], stats.span_mean.to(raw.profile.device), raw.profile)
+        comps["span"] = self._span(span_profiles, streams, stats).to(self.device)
+        scores = self.post.window_scores(comps, profiles=raw.profile)
         return ScoreResult(scores.cpu(), {k: v.cpu() for k, v in comps.items()})

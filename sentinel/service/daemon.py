@@ -6,6 +6,10 @@ SIGHUP reloads config and bundle (a bad new config is refused and the old one st
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
 import signal
 import threading
 import time
@@ -26,6 +30,7 @@ from sentinel.credentials import credential_path
 from sentinel.devices import resolve_device
 from sentinel.errors import ConfigError, SentinelError
 from sentinel.logs import get_logger
+from sentinel.service.feedback import FeedbackQueue
 from sentinel.service.learner import Learner
 from sentinel.service.metrics import Metrics
 from sentinel.service.notify import Notifier
@@ -111,6 +116,7 @@ class Daemon:
         self._scorers: dict = {}
         self.learners: dict[str, Learner] = {}
         """Sources still learning their bundle (sources[].learn), by name: captured, not scored."""
+        self.feedback: FeedbackQueue | None = None
         self._cut: tuple = ()
         """(features, hop_seconds) every source is cut with, fixed at start-up."""
 
@@ -184,6 +190,68 @@ class Daemon:
             learner.start()
             self.learners[name] = learner
             self.log.info("learning", source=name, minutes=sc.learn.minutes, folder=str(sc.learn_dir(cfg.daemon)))
+
+    def _submit_feedback(self, event_id: str, action: str, by: str) -> None:
+        """Queue a request from MQTT or the dashboard (ValueError on a malformed one)."""
+        from sentinel.service.feedback import submit
+
+        submit(self.config.daemon.state_dir, event_id, action, by)
+
+    def _feedback_target(self, alert: dict):
+        """(bundle path, held-out normal recordings, clip_pre_s) of the source an alert came from."""
+        entry = self.sources.get(alert.get("source", ""))
+        if entry is None or entry[0].name in self.learners:
+            return None
+        sc = entry[0]
+        path = sc.bundle_path(self.config.daemon)
+        if path not in self.bundles:
+            return None
+        normal: list[str] = []
+        if sc.learn is not None:  # a learned bundle: the audio it was calibrated on is at hand
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                normal = json.loads((sc.learn_dir(self.config.daemon) / "job.done.json").read_text())["calibrate"]
+        return str(Path(path).resolve()), normal, self.config.alerts.clip_pre_s
+
+    def _apply_feedback(self) -> None:
+        """Collect a finished feedback job: swap its bundle in, live, and journal what was done."""
+        if self.feedback is None or self.pipeline is None:
+            return
+        done = self.feedback.poll(self._feedback_target)
+        if done is None:
+            return
+        if not done.ok:
+            self.feedback.finish(done.request_path, done.result)
+            return
+        path = done.bundle_path
+        previous = Path(path + ".previous")
+        try:
+            if previous.exists():
+                shutil.rmtree(previous)
+            os.rename(path, previous)  # the bundle before this feedback stays beside it, by hand
+            os.rename(done.out, path)
+            bundle = load_bundle(path)
+        except (OSError, SentinelError) as e:
+            self.feedback.finish(done.request_path, {"error": f"bundle {path}: could not swap in ({e})"})
+            return
+        key = next((p for p in self.bundles if str(Path(p).resolve()) == path), path)
+        self.bundles[key] = bundle
+        self._scorers.pop(key, None)  # the new bundle's own scorer, not the one cached for that path
+        models = self._models(self.config, self.bundles)
+        monitored = self._monitored()
+        self.pipeline.reconfigure({n: m for n, m in models.items() if n in monitored},
+                                  [s for _, s in monitored.values()], self._thresholds(monitored))
+        r, alert = done.result, done.alert
+        record = {"kind": "feedback", "source": alert["source"], "event_id": done.request["event_id"],
+                  "label": "normal", "undo": done.request["action"] == "undo", "by": done.request.get("by", "?"),
+                  "threshold_before": r.get("threshold_before"), "threshold_after": r.get("threshold_after"),
+                  "bundle_id_before": r.get("bundle_id_before"), "bundle_id": bundle.bundle_id,
+                  "accepted_windows": r.get("accepted_windows"), "time": time.time()}
+        self.pipeline.emit(f"feedback.{alert['source']}", record, True)
+        if self.dashboard is not None:
+            self.dashboard.state.set_thresholds(self._thresholds(monitored))
+        self.feedback.finish(done.request_path, record)
+        self.log.info("feedback applied", **{k: record[k] for k in ("source", "event_id", "undo", "threshold_before",
+                                                                    "threshold_after", "bundle_id")})
 
     def _adopt_learned(self) -> None:
         """Switch every source whose learner finished to monitoring with its new bundle, no restart."""
@@ -324,6 +392,8 @@ class Daemon:
                 raise SentinelError("no source could be opened; see the errors above")
 
             arming = self.arming = Arming(a.arming_file)
+            self.feedback = FeedbackQueue(cfg.daemon.state_dir, a.journal, log=self.log)
+            closers.append(self.feedback.close)
             if a.clips_dir:
                 self.retention = ClipRetention(a.clips_dir, a.clips_max_mb, a.clips_max_days, log=self.log)
                 closers.append(self.retention.sweep)  # a last pass after the final clips are written
@@ -331,7 +401,8 @@ class Daemon:
             if a.mqtt.enabled:
                 from sentinel.alerts.mqtt import MqttSink  # paho only where MQTT is asked for
 
-                mqtt_sink = MqttSink(a.mqtt, a.journal, log=self.log, version=__version__, arming=arming)
+                mqtt_sink = MqttSink(a.mqtt, a.journal, log=self.log, version=__version__, arming=arming,
+                                     feedback=self._submit_feedback)
                 mqtt_sink.start()
                 closers.append(mqtt_sink.close)
             self.mqtt = mqtt_sink
@@ -434,7 +505,8 @@ class Daemon:
         state.set_thresholds(self._thresholds(self.sources))
         state.load_alerts(cfg.alerts.journal)
         board = DashboardServer(cfg.web, state, clips_dir=cfg.alerts.clips_dir, audio_tail=self._audio_tail,
-                                features=spec, clip_pre_s=cfg.alerts.clip_pre_s, log=self.log)
+                                features=spec, clip_pre_s=cfg.alerts.clip_pre_s, log=self.log,
+                                feedback=self._submit_feedback)
         try:
             board.serve()
         except OSError as e:
@@ -461,6 +533,7 @@ class Daemon:
                 self.reload_requested.clear()
                 self.reload()
             self._adopt_learned()
+            self._apply_feedback()
             now = time.monotonic()
             if not ready and self.pipeline.batches > 0:  # bundle loaded and a first window scored
                 self.notifier.ready(self._status_line())

@@ -1,6 +1,8 @@
 """The dashboard's HTTP server: aiohttp on its own thread and event loop, beside the inference
-loop, never in its way. Read-only (GET and HEAD only), no CORS headers, a token when one is
-configured (required off loopback), clips served only from the clips folder by bare name.
+loop, never in its way. Read-only but for one write (POST /api/feedback: "that was normal"), no
+CORS headers, a token when one is configured (required off loopback), clips served only from the
+clips folder by bare name. The write also needs the page's CSRF token (X-Sentinel-CSRF, from
+/api/state) and, when the browser says where it comes from, the dashboard's own origin.
 
 Routes:
   /                          the page (static, shipped in the package; no build step)
@@ -9,6 +11,7 @@ Routes:
   /api/events                server-sent events: what changed, every `push_interval_s`
   /api/alerts/<id>/figure.png  the alert clip's spectrogram with its window scores under it
   /clips/<name>.wav          an alert clip
+  POST /api/feedback         {"event_id", "action": "normal"|"undo"}: queued for the daemon
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import hmac
 import json
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -52,13 +56,17 @@ def _peak_text(alert: dict) -> str:
 
 class DashboardServer(threading.Thread):
     def __init__(self, cfg: WebConfig, state: DashboardState, *, clips_dir: str | None, audio_tail: AudioTail,
-                 features: FeatureSpec, clip_pre_s: float, log=None) -> None:
+                 features: FeatureSpec, clip_pre_s: float, log=None,
+                 feedback: Callable[[str, str, str], None] | None = None) -> None:
         super().__init__(name="dashboard", daemon=True)
         self.cfg, self.state, self.log = cfg, state, log
         self.clips_dir = Path(clips_dir).resolve() if clips_dir else None
         self.audio_tail, self.features, self.clip_pre_s = audio_tail, features, clip_pre_s
         self.sr, self.window_s = features.sample_rate, features.window_seconds
         self.token = secret_value(cfg.token, "web.token")
+        self.feedback = feedback
+        self.csrf = secrets.token_urlsafe(24)
+        """Per daemon run: only a page this dashboard served knows it (no CORS: no other origin reads it)."""
         self.spectrogram = LiveSpectrogram(self.sr)
         self._spec_cache: tuple[float, dict] = (0.0, {})
         self._figures: dict[str, bytes] = {}
@@ -106,6 +114,8 @@ class DashboardServer(threading.Thread):
         app.router.add_get("/api/events", self._api_events)
         app.router.add_get("/api/alerts/{event_id}/figure.png", self._alert_figure)
         app.router.add_get("/clips/{name}", self._clip)
+        if self.feedback is not None:
+            app.router.add_post("/api/feedback", self._api_feedback)
         app.router.add_static("/static/", STATIC, follow_symlinks=False)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.3)
         await runner.setup()
@@ -185,8 +195,23 @@ class DashboardServer(threading.Thread):
 
     async def _api_state(self, request: web.Request) -> web.Response:  # noqa: ARG002
         snap = self._payload(0)
-        snap["info"] = {**self.state.info, "push_interval_s": self.cfg.push_interval_s}
+        snap["info"] = {**self.state.info, "push_interval_s": self.cfg.push_interval_s,
+                        "csrf": self.csrf if self.feedback is not None else None}
         return web.json_response(snap, headers={"Cache-Control": "no-store"})
+
+    async def _api_feedback(self, request: web.Request) -> web.Response:
+        if not hmac.compare_digest(request.headers.get("X-Sentinel-CSRF", "").encode(), self.csrf.encode()):
+            raise web.HTTPForbidden(text="sentinel dashboard: feedback needs the page's CSRF token (reload the page)")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != f"{request.scheme}://{request.host}":
+            raise web.HTTPForbidden(text="sentinel dashboard: feedback from another origin is refused")
+        try:
+            body = await request.json()
+            self.feedback(str(body.get("event_id", "")), str(body.get("action", "normal")),
+                          f"dashboard {request.remote}")
+        except (ValueError, AttributeError) as e:
+            raise web.HTTPBadRequest(text=f"sentinel dashboard: {e}") from None
+        return web.json_response({"queued": True}, status=202)
 
     async def _api_events(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",

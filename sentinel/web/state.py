@@ -54,6 +54,16 @@ class DashboardState:
                 self._alerts.append((self._seq, record))
             elif kind == "alert_end":
                 self._close_alert(record)
+            elif kind == "feedback":
+                self._mark_feedback(record)
+
+    def _mark_feedback(self, fb: dict) -> None:
+        """"That was normal" (or its undo) was applied: the alert row says so. Caller holds the lock."""
+        for i, (_, a) in enumerate(self._alerts):
+            if a.get("event_id") == fb.get("event_id"):
+                del self._alerts[i]
+                self._alerts.append((self._seq, {**a, "feedback": None if fb.get("undo") else fb.get("label")}))
+                return
 
     def _close_alert(self, end: dict) -> None:
         """An event closed: its alert row gets the real peak and duration (and a new sequence
@@ -89,6 +99,8 @@ class DashboardState:
                     self._alerts.append((self._seq, rec))
                 elif topic.startswith("alert_end."):
                     self._close_alert(rec)
+                elif topic.startswith("feedback."):
+                    self._mark_feedback(rec)
 
     def _view(self, source: str) -> _SourceView:
         view = self._sources.get(source)

@@ -101,8 +101,12 @@ function addAlert(a, fresh) {
       const td = document.createElement("td"); td.textContent = text; row.appendChild(td);
     }
     const clip = document.createElement("td"), button = document.createElement("button");
-    button.textContent = "view"; button.disabled = true;
+    button.textContent = "view"; button.disabled = true; button.className = "view";
     clip.appendChild(button); row.appendChild(clip);
+    if (info.csrf) {  // the daemon takes feedback: "that was normal", and its undo
+      const fb = document.createElement("button");
+      fb.className = "feedback"; clip.appendChild(fb);
+    }
     if (fresh) row.classList.add("new");
     tbody.prepend(row);
     seenAlerts.add(a.event_id);
@@ -111,7 +115,15 @@ function addAlert(a, fresh) {
   // The score that opened the event until it closes; then its real peak (the alert_end's).
   row.children[2].textContent = a.peak_score !== undefined ? fmt(a.peak_score) : `${fmt(a.opening_score)}…`;
   row.children[2].title = a.peak_score !== undefined ? `peak over ${fmt(a.duration_s)} s` : "opening score; still going on";
-  row.querySelector("button").onclick = () => showFigure(a);
+  row.querySelector("button.view").onclick = () => showFigure(a);
+  const fb = row.querySelector("button.feedback");
+  if (fb) {
+    const normal = a.feedback === "normal";
+    fb.textContent = normal ? "undo 'normal'" : "that was normal";
+    fb.title = normal ? "it was accepted as normal; take that back" : "teach the daemon this sound is normal";
+    fb.disabled = false;
+    fb.onclick = () => sendFeedback(a.event_id, normal ? "undo" : "normal", fb);
+  }
   if (location.hash === `#alert=${a.event_id}`) {  // a notification's link: open that alert
     row.scrollIntoView(); showFigure(a); row.classList.add("new");
   }
@@ -120,8 +132,15 @@ function addAlert(a, fresh) {
     audio.controls = true; audio.preload = "metadata";
     audio.src = "clips/" + encodeURIComponent(a.clip_name);
     row.children[3].prepend(audio);
-    row.querySelector("button").disabled = false;
+    row.querySelector("button.view").disabled = false;
   }
+}
+
+async function sendFeedback(eventId, action, button) {
+  button.disabled = true; button.textContent = "sending…";
+  const r = await fetch("api/feedback", {method: "POST", headers: {"Content-Type": "application/json",
+    "X-Sentinel-CSRF": info.csrf}, body: JSON.stringify({event_id: eventId, action})});
+  button.textContent = r.ok ? "queued…" : "refused";  // the row updates when the daemon journals it
 }
 
 function showFigure(a) {

@@ -1,0 +1,115 @@
+""""That was normal", applied to a bundle: run by the daemon as a child process at the lowest CPU
+priority with one thread, like the learning phase's training.
+
+`python -m sentinel.training.feedback_job JOB.json` reads the bundle, and for `normal` scores the
+event's clip finely (an eighth of a window apart, so any later alignment of the same sound lies
+near one of them) and adds the profiles of the windows that hold the event to the post-processor's
+accepted sounds, with a radius of half the distance from that sound to the normal audio around it
+in the clip; for `undo` it removes them again. The network and its normal statistics stay as they
+are: one clip among thousands of normal windows would barely move a Gaussian, and weighting it
+enough to matter would blur the model for every other fault. The threshold is then recalibrated
+on the source's held-out normal audio where the daemon has it (a learned source), with the same
+target; the new bundle is written to the job's `out` folder, and the last line of stdout is the
+result.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_RADIUS = 2.0
+"""Radius when the clip holds no audio before its event to measure one against."""
+
+
+def _profiles(scorer, wave, hop: int):
+    import torch
+
+    from sentinel.windows import sliding_windows
+
+    spec = scorer.extractor.spec
+    w = sliding_windows(wave, spec.window_samples, hop)
+    rows = []
+    with torch.inference_mode():
+        for i in range(0, w.samples.shape[0], 32):
+            rows.append(scorer.raw(w.samples[i:i + 32]).profile.cpu())
+    return torch.tensor(w.starts), torch.cat(rows)
+
+
+def accept(bundle, scorer, clip: str, event_id: str, pre_s: float) -> tuple[object, int, float]:
+    """(new post-processor, windows accepted, radius) for the event in `clip`, which starts `pre_s`
+    before the event."""
+    import torch
+
+    from sentinel.audio import load_audio
+    from sentinel.errors import DataError
+
+    spec = scorer.extractor.spec
+    wave = load_audio(clip, spec.sample_rate)
+    if wave.numel() < spec.window_samples:
+        raise DataError(f"{clip}: shorter than one window; this event cannot be learned from")
+    starts, prof = _profiles(scorer, wave, max(1, spec.window_samples // 8))
+    onset, win = round(pre_s * spec.sample_rate), spec.window_samples
+    event = starts + win // 2 >= onset  # the window's centre is in the event
+    context = starts + win <= onset  # wholly before it: the machine's normal sound, there and then
+    if not event.any():
+        raise DataError(f"{clip}: holds no audio of its event; it cannot be learned from")
+    if context.any():
+        d = torch.cdist(prof[event], prof[context]).min(1).values / prof.shape[1] ** 0.5
+        radius = 0.5 * float(d.median())
+    else:
+        radius = DEFAULT_RADIUS
+    return bundle.post.with_accepted(event_id, prof[event], radius), int(event.sum()), radius
+
+
+def run(job: dict) -> dict:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    from sentinel.bundle import load_bundle, save_bundle
+    from sentinel.recordings import score_files
+    from sentinel.scoring.calibration import calibrate
+
+    bundle = load_bundle(job["bundle"])
+    before, before_id = bundle.threshold, bundle.bundle_id
+    out: dict = {"event_id": job["event_id"], "action": job["action"]}
+    if job["action"] == "normal":
+        post, n, radius = accept(bundle, bundle.scorer(torch.device("cpu")), job["clip"], job["event_id"],
+                                 job["pre_s"])
+        out |= {"accepted_windows": n, "radius": round(radius, 4)}
+    else:
+        post = bundle.post.without_accepted(job["event_id"])
+    bundle.post = post
+    normal = [p for p in job.get("normal") or [] if Path(p).is_file()]
+    cal = bundle.calibration
+    if normal and cal is not None and cal.method == "false_alarms_per_hour":
+        scorer = bundle.scorer(torch.device("cpu"))
+        scored = score_files(scorer, normal, warn=lambda m: None)
+        if scored:
+            scores = np.concatenate([s.scores for s in scored])
+            bundle.post.calibration = calibrate(scores, scorer.config.hop_seconds, len(scored),
+                                                false_alarms_per_hour=cal.target)
+    save_bundle(bundle, job["out"])
+    return out | {"threshold_before": before, "threshold_after": bundle.threshold, "bundle_id_before": before_id,
+                  "bundle_id": bundle.bundle_id, "recalibrated_on": len(normal)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m sentinel.training.feedback_job JOB.json", file=sys.stderr)
+        return 2
+    from sentinel.errors import SentinelError
+
+    try:
+        print(json.dumps({"event": "done", **run(json.loads(Path(args[0]).read_text()))}), flush=True)
+    except SentinelError as e:
+        print(json.dumps({"event": "failed", "error": str(e).splitlines()[0]}), flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
