@@ -145,6 +145,13 @@ class AlertsConfig(BaseModel):
     journal: Annotated[str, Field(description="JSONL alert journal, written before publishing.")] = (
         "sentinel-state/alerts.jsonl"
     )
+    journal_max_mb: Annotated[
+        float, Field(gt=0, description="Past this size the journal is rotated (<journal>.1, .2, ...); readers "
+                     "follow across, MB.")
+    ] = 256.0
+    journal_keep: Annotated[
+        int, Field(ge=1, description="Rotated journals kept; the oldest past this is removed.")
+    ] = 4
     clips_dir: Annotated[str | None, Field(description="Folder for event WAV clips; null = no clips.")] = (
         "sentinel-state/clips"
     )

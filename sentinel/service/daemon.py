@@ -369,7 +369,8 @@ class Daemon:
         self.bundles = bundles
         self._cut = self._cut_of(cfg, bundles)  # every bundle cuts the same windows (load_bundles checked)
         features, hop = self._cut
-        journal = self.journal = Journal(cfg.alerts.journal, log=self.log)
+        journal = self.journal = Journal(cfg.alerts.journal, log=self.log,
+                                         max_bytes=int(cfg.alerts.journal_max_mb * 1e6), keep=cfg.alerts.journal_keep)
         closers = [journal.close, self.notifier.close]
         try:
             a = cfg.alerts

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from sentinel.alerts.journal import lines_newest_file_first
 from sentinel.service.learner import _low_priority
 
 ACTIONS = ("normal", "undo")
@@ -50,17 +51,13 @@ def submit(state_dir: str | Path, event_id: str, action: str, by: str) -> Path:
 
 
 def find_alert(journal: str | Path, event_id: str) -> dict | None:
-    """The alert record of `event_id` in the journal (None: not there)."""
-    try:
-        with open(journal, "rb") as f:
-            for line in f:
-                if event_id.encode() in line:
-                    with contextlib.suppress(ValueError):
-                        rec = json.loads(line)
-                        if rec.get("kind") == "alert" and rec.get("event_id") == event_id:
-                            return rec
-    except OSError:
-        return None
+    """The alert record of `event_id` in the journal or a rotated one (None: not there)."""
+    for line in lines_newest_file_first(journal):  # across rotations
+        if event_id.encode() in line:
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if rec.get("kind") == "alert" and rec.get("event_id") == event_id:
+                    return rec
     return None
 
 

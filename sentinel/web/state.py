@@ -83,10 +83,9 @@ class DashboardState:
 
     def load_alerts(self, journal: str | Path) -> None:
         """The last alerts of earlier runs, so a restart does not empty the list."""
-        try:
-            lines = Path(journal).read_text(encoding="utf-8").splitlines()[-MAX_ALERTS:]
-        except OSError:
-            return
+        from sentinel.alerts.journal import last_lines  # the newest rotated journal too, after a rotation
+
+        lines = [x.decode("utf-8", errors="replace") for x in last_lines(journal, MAX_ALERTS)]
         with self._lock:
             for line in lines:
                 try:

@@ -256,22 +256,43 @@ def test_a_burst_of_alerts_keeps_the_clips_folder_within_its_limit(tiny_bundle, 
     sf.write(tmp_path / "burst.wav", x, 16000)
     sources = [{"name": "burst", "kind": "file", "path": str(tmp_path / "burst.wav"), "realtime": False,
                 "loop": True}]
+    from tests.helpers.mqtt_broker import Broker, Recorder
+    from tests.helpers.net import wait_until
+
+    broker = Broker(tmp_path).start()
+    rec = Recorder(broker.port, ["sentinel/burst/alert"])
     config, endpoint = write_config(tmp_path, tiny_bundle, sources, cooldown_s=0.3)
     cfg = yaml.safe_load(config.read_text())
     cfg["alerts"]["clips_max_mb"] = 0.2
+    # A journal rotated every couple of events: the MQTT sink must follow it across every rotation.
+    cfg["alerts"] |= {"journal_max_mb": 0.002, "journal_keep": 1000,
+                      "mqtt": {"enabled": True, "port": broker.port, "client_id": "burst-test"}}
     config.write_text(yaml.safe_dump(cfg))
+
+    def journal():
+        files = sorted(tmp_path.glob("alerts.jsonl.*[0-9]"), key=lambda p: -int(p.suffix[1:])) + \
+            [tmp_path / "alerts.jsonl"]
+        return [json.loads(x) for p in files for x in p.read_text().splitlines()]
+
     proc = start(config)
     try:
         got = receive(endpoint, "alert.", lambda g: len(g) >= 8, timeout_s=90)
+        journalled = {j["event_id"] for j in journal() if j["kind"] == "alert"}
+        delivered = lambda: [json.loads(m)["event_id"] for _, m, _ in rec.messages]  # noqa: E731
+        wait_until(lambda: journalled <= set(delivered()), timeout=30)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)
     finally:
         proc.kill()
+        rec.close()
+        broker.kill()
     assert len(got) >= 8 and proc.returncode == 0, err[-2000:]
+    assert len(list(tmp_path.glob("alerts.jsonl.*[0-9]"))) >= 3  # it did rotate, several times
+    ids = delivered()
+    assert journalled <= set(ids) and max(ids.count(i) for i in set(ids)) <= 2  # none lost; at least once
     clips = sorted((tmp_path / "clips").glob("*.wav"))
     assert sum(p.stat().st_size for p in clips) <= 0.2 * 2**20
-    journal = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    alerts = [j for j in journal if j["kind"] == "alert"]
+    alerts = [j for j in journal() if j["kind"] == "alert"]
     assert len(alerts) >= 8  # every alert stays in the journal, clip or not
     assert os.path.exists(alerts[-1]["clip"])  # the newest clips are the ones kept
     assert "clips removed (retention)" in err
