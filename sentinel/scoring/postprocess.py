@@ -33,11 +33,12 @@ class PostProcessor:
     calibration: Calibration | None = None
     """The threshold and how it was set; None: not calibrated (scores, but no verdicts)."""
     accepted: torch.Tensor | None = None
-    """[K, P] window profiles of sounds a user said were normal (sentinel feedback): a window
-    within `accepted_radius` of one of them scores as a typical normal window. None: none."""
+    """[K, mels] window signatures (scorer.Raw.signature) of sounds a user said were normal
+    (sentinel feedback): a window within `accepted_radius` of one of them scores as a typical
+    normal window. None: none."""
     accepted_radius: torch.Tensor | None = None
-    """[K] how near (RMS over the profile, in normal-spread units) counts as that sound: half the
-    way from it to the normal audio around it in its clip."""
+    """[K] how near (RMS over the signature, in normal-spread units) counts as that sound: most of
+    the way from it to the normal audio before it in its clip (feedback_job.RADIUS_SHARE)."""
     accepted_events: list[str] = dataclasses.field(default_factory=list)
     """[K] the event each accepted profile came from (so one feedback can be undone)."""
 

@@ -79,6 +79,10 @@ class Raw:
     embedding: torch.Tensor  # [B, D]
     level: torch.Tensor  # [B]
     profile: torch.Tensor  # [B, P]: what the span component averages over time
+    signature: torch.Tensor | None = None
+    """[B, mels]: each band's peak over the window above its median (normalised log-mel): what a
+    short sound adds to the machine's steady one, nearly blind to that background. What
+    "that was normal" remembers a sound by (PostProcessor.accepted)."""
 
 
 def _pool_features(feats: list[torch.Tensor]) -> torch.Tensor:
@@ -196,7 +200,8 @@ class DiffusionScorer(WindowScorer):
                 cos = F.cosine_similarity(ref.unsqueeze(0), rec, dim=2)  # [L, B, h, w]
                 discrepancy += (1 - cos).mean(dim=(0, 2, 3)) / len(feats)
         embedding = _pool_features([f[:b] for f in feats])
-        return Raw(residual, discrepancy, embedding, level, profile.float())
+        signature = (norm.amax(-1) - norm.median(-1).values).float() if norm is not None else None
+        return Raw(residual, discrepancy, embedding, level, profile.float(), signature)
 
     def raw(self, windows: torch.Tensor, every_component: bool = False) -> Raw:
         """One network pass per batch of windows; `every_component` also encodes the reconstructions
@@ -295,11 +300,11 @@ class DiffusionScorer(WindowScorer):
         raw = self.raw(windows)
         comps = self.components(raw, stats)
         span_profiles = raw.profile
-        if self.post.accepted is not None and stats.span_mean is not None:
+        if self.post.accepted is not None and raw.signature is not None and stats.span_mean is not None:
             # An accepted sound is normal in the span too: it enters the stream's history as the
             # normal mean profile, so it leaves no long tail of span evidence behind it.
-            near = self.post.accepted_near(raw.profile)
+            near = self.post.accepted_near(raw.signature)
             span_profiles = torch.where(near[:, None], stats.span_mean.to(raw.profile.device), raw.profile)
         comps["span"] = self._span(span_profiles, streams, stats).to(self.device)
-        scores = self.post.window_scores(comps, profiles=raw.profile)
+        scores = self.post.window_scores(comps, profiles=raw.signature)
         return ScoreResult(scores.cpu(), {k: v.cpu() for k, v in comps.items()})
