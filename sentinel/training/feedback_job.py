@@ -3,14 +3,14 @@ priority with one thread, like the learning phase's training.
 
 `python -m sentinel.training.feedback_job JOB.json` reads the bundle, and for `normal` scores the
 event's clip finely (an eighth of a window apart, so any later alignment of the same sound lies
-near one of them) and adds the profiles of the windows that hold the event (those past its onset
-that cross the threshold) to the post-processor's accepted sounds, with a radius of half the
-distance from that sound to the normal audio before it in the clip; for `undo` it removes them again. The network and its normal statistics stay as they
-are: one clip among thousands of normal windows would barely move a Gaussian, and weighting it
-enough to matter would blur the model for every other fault. The threshold is then recalibrated
-on the source's held-out normal audio where the daemon has it (a learned source), with the same
-target; the new bundle is written to the job's `out` folder, and the last line of stdout is the
-result.
+near one of them) and adds the signatures of the windows that hold the event (those past its
+onset that cross the threshold) to the post-processor's accepted sounds, with a radius of most of
+the distance from that sound to the normal audio before it in the clip; for `undo` it removes
+them again. The network and its normal statistics stay as they are: one clip among thousands of
+normal windows would barely move a Gaussian, and weighting it enough to matter would blur the
+model for every other fault. The threshold is then recalibrated on the source's held-out normal
+audio where the daemon has it (a learned source), with the same target; the new bundle is
+written to the job's `out` folder, and the last line of stdout is the result.
 """
 
 from __future__ import annotations
