@@ -207,7 +207,8 @@ class DiffusionScorer(WindowScorer):
         """One network pass per batch of windows; `every_component` also encodes the reconstructions
         (the semantic term) whatever its weight."""
         parts = [self._raw(chunk, every_component) for chunk in windows.split(self.batch_size)]
-        return Raw(*(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Raw)))
+        return Raw(*(None if getattr(parts[0], f.name) is None else torch.cat([getattr(p, f.name) for p in parts])
+                     for f in dataclasses.fields(Raw)))  # images have no signature
 
     def components(self, raw: Raw, stats: NormalStats) -> dict[str, torch.Tensor]:
         """Raw per-window components (all but the span) against the normal statistics."""
