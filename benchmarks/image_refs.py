@@ -51,21 +51,22 @@ class PixelGaussian:
 
 class PatchKNN:
     def __init__(self, normal: torch.Tensor, memory: int = 16384, seed: int = 0) -> None:
-        d = self._describe(normal)
+        d = self.describe(normal)
         flat = d.permute(0, 2, 3, 1).reshape(-1, d.shape[1])
         self.centre, self.std = flat.mean(0), flat.std(0).clamp_min(1e-4)
         keep = torch.randperm(flat.shape[0], generator=torch.Generator().manual_seed(seed))[:memory]
         self.memory = (flat[keep] - self.centre) / self.std
 
     @staticmethod
-    def _describe(images: torch.Tensor) -> torch.Tensor:
+    def describe(images: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> [B, 53, H/2, W/2] (any aspect ratio; benchmarks/magnetic_tile.py uses it too)."""
         grey = F.avg_pool2d(images.mean(1, keepdim=True), 2)
-        h = grey.shape[-1]
-        patches = F.unfold(grey, 7, padding=3).reshape(len(images), 49, h, h)
+        h, w = grey.shape[-2:]
+        patches = F.unfold(grey, 7, padding=3).reshape(len(images), 49, h, w)
         return torch.cat([patches, F.avg_pool2d(local_stats(images), 2)], 1)
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        d = (self._describe(images) - self.centre[:, None, None]) / self.std[:, None, None]
+        d = (self.describe(images) - self.centre[:, None, None]) / self.std[:, None, None]
         b, c, h, w = d.shape
         q = d.permute(0, 2, 3, 1).reshape(-1, c)
         dist = torch.cat([torch.cdist(part, self.memory).min(1).values for part in q.split(4096)])

@@ -36,8 +36,10 @@ from sklearn.metrics import roc_auc_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.image_refs import PatchKNN, local_stats  # noqa: E402
+from sentinel.image import mvtec  # noqa: E402
 from sentinel.image.evaluation import pro_score  # noqa: E402
-from sentinel.scoring.patch_memory import _gaussian_blur  # noqa: E402
+from sentinel.scoring.patch_memory import PatchMapConfig, PatchMemory, _gaussian_blur  # noqa: E402
 
 KINDS = ("blowhole", "crack", "fray")
 
@@ -47,21 +49,13 @@ def load(path: Path) -> torch.Tensor:
 
 
 def dataset(root: Path) -> tuple[list[torch.Tensor], list[tuple[str, torch.Tensor, np.ndarray]]]:
-    train = [load(p) for p in sorted((root / "train" / "good").iterdir())]
+    train = [load(p) for p in mvtec.train_images(root)]
     test = []
-    for kind in ("good", *KINDS):
-        for p in sorted((root / "test" / kind).iterdir()):
-            im = load(p)
-            mask = (np.zeros(im.shape[1:], bool) if kind == "good" else
-                    np.asarray(Image.open(root / "ground_truth" / kind / f"{p.stem}_mask.png")) > 127)
-            test.append((kind, im, mask))
+    for t in mvtec.test_images(root):
+        im = load(t.path)
+        mask = np.asarray(Image.open(t.mask)) > 127 if t.mask else np.zeros(im.shape[1:], bool)
+        test.append((t.defect, im, mask))
     return train, test
-
-
-def local_stats(g: torch.Tensor, k: int = 7) -> torch.Tensor:
-    mean = F.avg_pool2d(g, k, 1, k // 2, count_include_pad=False)
-    sq = F.avg_pool2d(g * g, k, 1, k // 2, count_include_pad=False)
-    return torch.cat([mean, (sq - mean * mean).clamp_min(1e-8).sqrt()], 1)
 
 
 def contrast(im: torch.Tensor, scales=(3, 7, 15, 31)) -> torch.Tensor:
@@ -75,9 +69,7 @@ def contrast(im: torch.Tensor, scales=(3, 7, 15, 31)) -> torch.Tensor:
 
 
 def patch(im: torch.Tensor) -> torch.Tensor:
-    g = F.avg_pool2d(im[None], 2)
-    h, w = g.shape[-2:]
-    return torch.cat([F.unfold(g, 7, padding=3).reshape(1, 49, h, w), F.avg_pool2d(local_stats(im[None]), 2)], 1)
+    return PatchKNN.describe(im[None])
 
 
 class KNN:
@@ -90,16 +82,11 @@ class KNN:
             flat.append(d[torch.randperm(len(d), generator=gen)[:per_image]])
         allf = torch.cat(flat)
         self.describe, self.centre, self.std = describe, allf.mean(0), allf.std(0).clamp_min(1e-4)
-        self.memory = ((allf - self.centre) / self.std)[torch.randperm(len(allf), generator=gen)[:memory]]
-        self.mem_sq = self.memory.pow(2).sum(1)
+        keep = torch.randperm(len(allf), generator=gen)[:memory]
+        self.memory = PatchMemory(PatchMapConfig(), (allf[keep] - self.centre) / self.std, self.centre, 1 / self.std)
 
     def __call__(self, im: torch.Tensor) -> torch.Tensor:
-        d = (self.describe(im)[0] - self.centre[:, None, None]) / self.std[:, None, None]
-        c, h, w = d.shape
-        q = d.permute(1, 2, 0).reshape(-1, c)
-        out = [(p.pow(2).sum(1, keepdim=True) - 2 * p @ self.memory.T + self.mem_sq).min(1).values
-               for p in q.split(8192)]
-        return torch.cat(out).clamp_min(0).sqrt().reshape(h, w)
+        return self.memory.distances((self.describe(im) - self.centre[:, None, None]) / self.std[:, None, None])[0]
 
 
 class PixelGaussian:
