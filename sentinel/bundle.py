@@ -271,7 +271,7 @@ def load_bundle(path: str | Path) -> Bundle:
         patch_memory = None
         if modality == "image" and meta.get("image_map"):
             map_config = _typed(PatchMapConfig, meta["image_map"].get("config"), "image_map.config", path)
-            stride = spec.size // spec.input_shape[-1]
+            stride = spec.input_stride
             patch_memory = PatchMemory.from_parts(tensors, meta["image_map"], map_config, stride)
     except KeyError as e:
         raise BundleError(f"bundle {path}: {WEIGHTS} or {META} lacks {e.args[0]!r}; retrain the bundle") from None

@@ -105,7 +105,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             raise DataError("calibrate: an image bundle has no time axis; use --quantile Q (default 0.99)")
         if (msg := training_images_warning(bundle, args.normal)) is not None:
             _warn(msg)
-        scores = np.array([r.score for r in score_image_files(scorer, bundle.spec.size, args.normal, warn=_warn)])
+        scores = np.array([r.score for r in score_image_files(scorer, bundle.spec, args.normal, warn=_warn)])
         n_files, rate, quantile = len(scores), None, args.quantile or 0.99
     else:
         from sentinel.recordings import score_files
@@ -133,7 +133,7 @@ def _score_images(args: argparse.Namespace, bundle, scorer) -> int:
     from sentinel.image.maps import save_overlay, score_image_files
 
     started = time.perf_counter()
-    scored = score_image_files(scorer, bundle.spec.size, args.paths, with_maps=bool(args.maps), warn=_warn)
+    scored = score_image_files(scorer, bundle.spec, args.paths, with_maps=bool(args.maps), warn=_warn)
     elapsed = time.perf_counter() - started
     for r in scored:
         amap = str(save_overlay(r.image, r.map, Path(args.maps) / f"{r.path.stem}_map.png")) if args.maps else None

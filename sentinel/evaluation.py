@@ -108,12 +108,11 @@ def eval_images(scorer, bundle, dataset: str, root: str | None, normal: Sequence
         warn(f"{len(missing)} defect images have no ground_truth mask (e.g. {missing[0].path}); "
              "they count for image AUROC only")
     with_masks = any(t.mask is not None for t in items)
-    scored = score_image_files(scorer, bundle.spec.size, [t.path for t in items], with_masks, warn)
+    scored = score_image_files(scorer, bundle.spec, [t.path for t in items], with_masks, warn)
     kept = [info[r.path] for r in scored]
     s = np.array([r.score for r in scored])
     try:
-        res = evaluation.evaluate(kept, s, [r.map.numpy() for r in scored] if with_masks else None,
-                                  bundle.spec.size, on_error=warn)
+        res = evaluation.evaluate(kept, s, [r.map.numpy() for r in scored] if with_masks else None, on_error=warn)
     except ValueError as e:
         raise DataError(f"eval: {e} (readable ones)") from None
     y = np.array([t.anomalous for t in kept], dtype=int)

@@ -10,6 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
+# Keys added after bundle format 2 was fixed, with the behaviour every earlier bundle had: left out
+# of the digest at that value, so a bundle written before they existed keeps its hash.
+_LATER_KEYS = {"layout": "square", "colour": "rgb", "max_side": 1024}
+
 
 @dataclass(frozen=True)
 class ImageSpec:
@@ -18,31 +22,58 @@ class ImageSpec:
     __pydantic_config__ = ConfigDict(extra="forbid")
 
     size: Annotated[
-        int, Field(ge=16, description="Images are resized to size x size RGB (a multiple of 16).")
+        int, Field(ge=16, description="square: images are resized to size x size (a multiple of 16). native: "
+                   "the side of the random crops the denoiser trains on.")
     ] = 128
     representation: Annotated[
         Literal["rgb", "wavelet"],
-        Field(description="Model input: 'rgb' (3 x size x size) or 'wavelet' (one-level 2-D DWT of each "
-              "colour channel, 12 sub-band channels at half size: four times cheaper per pass)."),
+        Field(description="Model input: 'rgb' (the colour channels as they are) or 'wavelet' (one-level 2-D DWT "
+              "of each channel, four sub-bands per channel at half size: four times cheaper per pass)."),
     ] = "wavelet"
     wavelet: Annotated[str, Field(description="Wavelet name for the DWT (pywavelets names).")] = "haar"
+    layout: Annotated[
+        Literal["square", "native"],
+        Field(description="'square': every image resized to size x size (objects, textures shot one way). "
+              "'native': images kept at their own size and aspect ratio, so defects a few pixels across "
+              "survive; the map comes back at the image's own size."),
+    ] = "square"
+    colour: Annotated[
+        Literal["rgb", "grey"],
+        Field(description="'rgb' (3 channels; grey images are repeated) or 'grey' (1 channel: inspection "
+              "cameras that see no colour, at a third of the input)."),
+    ] = "rgb"
+    max_side: Annotated[
+        int, Field(ge=32, description="native: an image whose longer side exceeds this is scaled down to it "
+                   "(keeps time and memory per image bounded).")
+    ] = 1024
 
     def __post_init__(self) -> None:
         if self.size % 16:
             raise ValueError(f"size must be a multiple of 16 (got {self.size})")
 
     @property
+    def colour_channels(self) -> int:
+        return 1 if self.colour == "grey" else 3
+
+    @property
     def channels(self) -> int:
-        return 12 if self.representation == "wavelet" else 3
+        return self.colour_channels * (4 if self.representation == "wavelet" else 1)
+
+    @property
+    def input_stride(self) -> int:
+        """Image pixels per model-input pixel."""
+        return 2 if self.representation == "wavelet" else 1
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        half = self.size // 2
-        return (12, half, half) if self.representation == "wavelet" else (3, self.size, self.size)
+        """The shape the denoiser trains on (native: a training crop's)."""
+        side = self.size // self.input_stride
+        return (self.channels, side, side)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def digest(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        d = {k: v for k, v in self.to_dict().items() if _LATER_KEYS.get(k, object()) != v}
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

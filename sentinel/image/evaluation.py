@@ -51,11 +51,12 @@ def _pixel(maps: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, float]:
     return {"pixel_auc": float(roc_auc_score(lab, val)), "pro": pro_score(maps, masks)}
 
 
-def evaluate(items: Sequence[TestImage], scores: np.ndarray, maps: Sequence[np.ndarray] | None, size: int,
+def evaluate(items: Sequence[TestImage], scores: np.ndarray, maps: Sequence[np.ndarray] | None,
              on_error: Callable[[str], None] | None = None) -> dict:
     """Image AUROC/pAUC over all items, and per defect type (its images against the good ones);
-    with maps ([size, size] each, same order), pixel AUROC and PRO too, over the images that have
-    a ground-truth mask (good images count as all background)."""
+    with maps (one [H, W] per item, same order, at any size: each mask is read at its map's size),
+    pixel AUROC and PRO too, over the images that have a ground-truth mask (good images count as all
+    background)."""
     y = np.array([t.anomalous for t in items], dtype=int)
     if y.min() == y.max():
         raise ValueError("evaluation needs at least one normal and one anomalous image")
@@ -67,7 +68,8 @@ def evaluate(items: Sequence[TestImage], scores: np.ndarray, maps: Sequence[np.n
             if t.anomalous and t.mask is None:
                 continue
             try:
-                masks[i] = load_mask(t.mask, size).numpy() if t.mask else np.zeros((size, size), bool)
+                shape = np.shape(maps[i])
+                masks[i] = load_mask(t.mask, shape).numpy() if t.mask else np.zeros(shape, bool)
             except ImageError as e:
                 if on_error:
                     on_error(f"skipped mask {e}")

@@ -1,4 +1,5 @@
-"""Reading images and ground-truth masks: RGB float tensors at the model's size."""
+"""Reading images and ground-truth masks as float tensors, in the layout an ImageSpec asks for:
+square (resized to size x size) or native (own size and aspect ratio, longer side capped)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from sentinel.audio import find_files
 from sentinel.errors import SentinelError
+from sentinel.features.image_spec import ImageSpec
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -24,34 +26,53 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
     return find_files(paths, IMAGE_EXTENSIONS)
 
 
-def _open(path: str | Path, mode: str, size: int, resample: Image.Resampling, what: str) -> np.ndarray:
+def model_shape(spec: ImageSpec, width: int, height: int) -> tuple[int, int]:
+    """(height, width) an image of this size is read at."""
+    if spec.layout == "square":
+        return spec.size, spec.size
+    longer = max(width, height)
+    if longer <= spec.max_side:
+        return height, width
+    scale = spec.max_side / longer
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _open(path: str | Path, mode: str, spec: ImageSpec, resample: Image.Resampling, what: str,
+          shape: tuple[int, int] | None = None) -> np.ndarray:
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert(mode).resize((size, size), resample))
+            h, w = shape or model_shape(spec, *im.size)
+            im = im.convert(mode)
+            return np.asarray(im if im.size == (w, h) else im.resize((w, h), resample))
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise ImageError(f"{path}: not a readable {what} ({str(e).splitlines()[0] or type(e).__name__})") from None
 
 
-def load_image(path: str | Path, size: int) -> torch.Tensor:
-    """[3, size, size] in [0, 1]; grey and RGBA images become RGB."""
-    rgb = _open(path, "RGB", size, Image.Resampling.BILINEAR, "image")
+def load_image(path: str | Path, spec: ImageSpec) -> torch.Tensor:
+    """[C, H, W] in [0, 1]: C = 3 (grey and RGBA images become RGB) or 1 for a grey spec."""
+    if spec.colour == "grey":
+        return torch.from_numpy(_open(path, "L", spec, Image.Resampling.BILINEAR, "image").astype(np.float32)
+                                / 255.0)[None]
+    rgb = _open(path, "RGB", spec, Image.Resampling.BILINEAR, "image")
     return torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
-def load_mask(path: str | Path, size: int) -> torch.Tensor:
-    """[size, size] bool: True where the ground truth marks a defect."""
-    return torch.from_numpy(_open(path, "L", size, Image.Resampling.NEAREST, "mask") > 127)
+def load_mask(path: str | Path, shape: tuple[int, int]) -> torch.Tensor:
+    """[H, W] bool at the (height, width) of the map it is compared with: True where the ground
+    truth marks a defect."""
+    return torch.from_numpy(_open(path, "L", ImageSpec(), Image.Resampling.NEAREST, "mask", shape) > 127)
 
 
-def load_images(paths: list[Path], size: int, on_error=None) -> tuple[list[Path], torch.Tensor]:
-    """The readable images among `paths` as one [N, 3, size, size] tensor; the others are reported."""
+def load_images(paths: list[Path], spec: ImageSpec, on_error=None) -> tuple[list[Path], list[torch.Tensor]]:
+    """The readable images among `paths`, each [C, H, W] (all one shape in the square layout);
+    the others are reported through on_error."""
     kept, tensors = [], []
     for p in paths:
         try:
-            tensors.append(load_image(p, size))
+            tensors.append(load_image(p, spec))
         except ImageError as e:
             if on_error:
                 on_error(str(e))
             continue
         kept.append(p)
-    return kept, (torch.stack(tensors) if tensors else torch.zeros(0, 3, size, size))
+    return kept, tensors

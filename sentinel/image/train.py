@@ -42,19 +42,34 @@ def normal_image_files(data: list[str | Path]) -> list[Path]:
     return files
 
 
-def fit_image_map(scorer: DiffusionScorer, fit_images: torch.Tensor, holdout_images: torch.Tensor,
+def fit_image_map(scorer: DiffusionScorer, fit_images: list[torch.Tensor], holdout_images: list[torch.Tensor],
                   map_config: PatchMapConfig, seed: int = 0) -> tuple[PatchMemory, Calibration | None]:
-    """The patch memory of a trained denoiser from normal images [N, 3, S, S], its map scaling
+    """The patch memory of a trained denoiser from normal images ([C, H, W] each), its map scaling
     from held-out normal images, and a 0.99-quantile threshold on those held-out images' scores."""
     spec = scorer.extractor.spec
-    with torch.no_grad():
-        x_fit = scorer.extractor(fit_images.to(scorer.device))
-        x_hold = scorer.extractor(holdout_images.to(scorer.device))
-    memory = PatchMemory.fit(scorer.model, x_fit, x_hold, map_config, input_stride=spec.size // spec.input_shape[-1],
-                             seed=seed)
+
+    def to_input(images: torch.Tensor) -> torch.Tensor:
+        return scorer.extractor(images.to(scorer.device, torch.float32))
+
+    memory = PatchMemory.fit(scorer.model, to_input, fit_images, holdout_images, map_config,
+                             input_stride=spec.input_stride, seed=seed)
     held = ImageScorer(scorer, memory).score(holdout_images).scores.numpy()
     calibration = calibrate(held, 1.0, len(held), quantile=0.99) if len(held) >= 2 else None
     return memory, calibration
+
+
+def random_crop(image: torch.Tensor, side: int, g: torch.Generator) -> torch.Tensor:
+    """A random side x side crop of [C, H, W]; an image shorter than `side` is padded by
+    repeating its border first (some inspection images are narrower than a training crop)."""
+    h, w = image.shape[-2:]
+    if h < side or w < side:
+        ph, pw = max(0, side - h), max(0, side - w)
+        image = torch.nn.functional.pad(image[None], (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2),
+                                        mode="replicate")[0]
+        h, w = image.shape[-2:]
+    y = int(torch.randint(0, h - side + 1, (1,), generator=g))
+    x = int(torch.randint(0, w - side + 1, (1,), generator=g))
+    return image[:, y : y + side, x : x + side]
 
 
 def train_images(
@@ -71,8 +86,10 @@ def train_images(
     log: Callable[..., None] | None = None,
     on_file_error: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train the denoiser on normal images (resized to spec.size) and write a bundle to `out`.
-    Random horizontal flips are the only augmentation: they keep normal textures and objects normal.
+    """Train the denoiser on normal images and write a bundle to `out`: square layout, the images
+    resized to spec.size; native, random spec.size crops of the images at their own size (the map
+    is then made over the whole image). Random horizontal flips are the only augmentation: they
+    keep normal textures and objects normal.
 
     After training: the patch memory from the training images, its map scaling from the held-out
     ones, and a threshold (0.99 quantile) from the held-out images' scores: images the network and
@@ -81,18 +98,21 @@ def train_images(
     device, rank, world = dist_ctx.device, dist_ctx.rank, dist_ctx.world
     out = Path(out)
 
-    files, images = load_images(normal_image_files(data), spec.size, on_error=on_file_error)
+    files, images = load_images(normal_image_files(data), spec, on_error=on_file_error)
     if len(files) == 0:
         raise DataError(f"{', '.join(map(str, data))}: none of the images is readable")
     train_list, hold_list = holdout_split(list(range(len(files))), config.holdout_fraction, config.seed)
-    train_idx, hold_idx = torch.tensor(train_list), torch.tensor(hold_list)
-    log("data", images=len(files), train=len(train_idx), holdout=len(hold_idx), size=spec.size)
+    train_set, hold_set = [images[i] for i in train_list], [images[i] for i in hold_list]
+    log("data", images=len(files), train=len(train_set), holdout=len(hold_set), size=spec.size, layout=spec.layout)
     extractor = ImageExtractor(spec)
-    extractor.fit_normalisation(images[train_idx])
-    train_images_ = images[train_idx]
+    extractor.fit_normalisation(train_set)
+
+    def crops(ims: list[torch.Tensor], g: torch.Generator) -> torch.Tensor:
+        return torch.stack([random_crop(im, spec.size, g) for im in ims])
 
     def sample(batch: int, g: torch.Generator) -> torch.Tensor:
-        pick = train_images_[torch.randint(0, len(train_images_), (batch,), generator=g)]
+        picked = [train_set[int(i)] for i in torch.randint(0, len(train_set), (batch,), generator=g)]
+        pick = torch.stack(picked) if spec.layout == "square" else crops(picked, g)
         flip = torch.rand(batch, generator=g) < 0.5
         with torch.no_grad():
             return extractor(torch.where(flip[:, None, None, None], pick.flip(-1), pick))
@@ -104,11 +124,13 @@ def train_images(
         return TrainResult(bundle=None, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)
 
     scorer = DiffusionScorer(fit.ema, scheduler_config, extractor.to(device), scoring, device=device)
-    fit_set = images[train_idx][: config.fit_windows]
-    stats, post = fit_statistics(scorer, fit_set, images[hold_idx])
-    memory, calibration = fit_image_map(scorer, fit_set, images[hold_idx], map_config or PatchMapConfig(),
-                                        config.seed)
-    log("image map", memory=int(memory.memory.shape[0]), holdout=len(hold_idx),
+    fit_set = train_set[: config.fit_windows]
+    # the reconstruction statistics are per model-input pixel: at the training crop's size
+    g = torch.Generator().manual_seed(config.seed)
+    square = (lambda ims: torch.stack(ims)) if spec.layout == "square" else (lambda ims: crops(ims, g))
+    stats, post = fit_statistics(scorer, square(fit_set), square(hold_set))
+    memory, calibration = fit_image_map(scorer, fit_set, hold_set, map_config or PatchMapConfig(), config.seed)
+    log("image map", memory=int(memory.memory.shape[0]), holdout=len(hold_set),
         threshold=round(calibration.threshold, 3) if calibration else None)
     post.calibration = calibration
     bundle = Bundle(model=fit.ema.cpu(), extractor=extractor.cpu(), scheduler=scheduler_config, scoring=scoring,

@@ -11,7 +11,8 @@ from sentinel.scoring.scorer import DiffusionScorer, ScoreResult, WindowScorer
 
 class ImageScorer(WindowScorer):
     """`score(images)` -> image scores (z-like, from the map's top pixels); `anomaly_map(images)`
-    -> [B, S, S] maps at the image size; `score_maps` both from one pass."""
+    -> [H, W] maps at each image's own size; `score_maps` both from one pass. Images are a batch
+    [B, C, S, S] (square layout) or a list of [C, H, W] of any sizes (native)."""
 
     def __init__(self, diffusion: DiffusionScorer, memory: PatchMemory) -> None:
         self.diffusion = diffusion
@@ -22,20 +23,21 @@ class ImageScorer(WindowScorer):
         self.post = diffusion.post  # the images' threshold and verdict (image scores are already scaled)
         self.memory = memory.to(diffusion.device)
 
-    @torch.inference_mode()
-    def score_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _to_input(self, images: torch.Tensor) -> torch.Tensor:
         d = self.diffusion
-        maps = []
-        for chunk in images.split(self.batch_size):
-            x0 = self.extractor(chunk.to(d.device, torch.float32)).contiguous(memory_format=d.memory_format)
-            with d.pipeline.autocast():
-                maps.append(self.memory.maps(d.model, x0, images.shape[-1]).float().cpu())
-        out = torch.cat(maps) if maps else torch.zeros(0, images.shape[-1], images.shape[-1])
-        return self.memory.image_scores(out), out
+        return self.extractor(images.to(d.device, torch.float32)).contiguous(memory_format=d.memory_format)
 
-    def score(self, images: torch.Tensor) -> ScoreResult:
+    @torch.inference_mode()
+    def score_maps(self, images: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        d = self.diffusion
+        with d.pipeline.autocast():
+            raw = self.memory.raw_image_maps(d.model, self._to_input, list(images), self.batch_size)
+        maps = [self.memory.normalise(m.float()).cpu() for m in raw]
+        return self.memory.image_scores(maps), maps
+
+    def score(self, images: torch.Tensor | list[torch.Tensor]) -> ScoreResult:
         scores, _ = self.score_maps(images)
         return ScoreResult(scores, {"patch": scores})
 
-    def anomaly_map(self, images: torch.Tensor) -> torch.Tensor:
+    def anomaly_map(self, images: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
         return self.score_maps(images)[1]

@@ -13,12 +13,19 @@ each channel standardised on normal images and each block scaled to equal weight
 normal training images (PatchCore's idea, with the denoiser in place of a pretrained backbone),
 smoothed, and z-scaled on held-out normal images: 0 is typical, 3 is rare. The image score is
 the mean of the map's top `top_fraction` of pixels.
+
+Images of any size work (the native layout): each is padded to the denoiser's multiple, described
+on a grid of one location per `stride` px, and its map cropped back to the image. Real inspection
+images have edges (a part's sides, the frame) that are the most varied part of every normal image;
+with `edge_px` the z-scaling is fitted per distance from the image's border, so an edge is compared
+with normal edges and does not outrank a defect in the middle (benchmarks/magnetic_tile.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -35,7 +42,13 @@ class PatchMapConfig:
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 
-    grid: Annotated[int, Field(ge=4, description="Map locations per side (before upsampling to the image).")] = 32
+    grid: Annotated[
+        int, Field(ge=4, description="Map locations per side (before upsampling to the image), when stride is 0.")
+    ] = 32
+    stride: Annotated[
+        int, Field(ge=0, description="One map location per this many image px, whatever the image's size "
+                   "(0: a fixed `grid` per side, for the square layout).")
+    ] = 0
     feature_weight: Annotated[
         float, Field(ge=0, description="Weight of the denoiser's features against the texture energy (1 = equal).")
     ] = 0.5
@@ -50,11 +63,20 @@ class PatchMapConfig:
     top_fraction: Annotated[
         float, Field(gt=0, le=1, description="Image score: mean of this fraction of the map's highest pixels.")
     ] = 0.02
+    edge_px: Annotated[
+        int, Field(ge=0, description="Within this many px of the image's border the map is z-scaled by normal "
+                   "maps at the same distance from it (0: one scaling for the whole map).")
+    ] = 0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["energy_windows"] = list(self.energy_windows)
         return d
+
+
+# Descriptors gathered for the memory's statistics; beyond this, each image contributes a seeded
+# random share of its locations (native images hold thousands each).
+MAX_FIT_LOCATIONS = 1 << 19
 
 
 def _gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -66,24 +88,59 @@ def _gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     k = k / k.sum()
     m = maps[:, None]
-    m = F.conv2d(F.pad(m, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    m = F.conv2d(F.pad(m, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+    mode = "reflect" if min(maps.shape[-2:]) > r else "replicate"
+    m = F.conv2d(F.pad(m, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1))
+    m = F.conv2d(F.pad(m, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1))
     return m[:, 0]
 
 
-def _to_grid(f: torch.Tensor, grid: int) -> torch.Tensor:
-    if f.shape[-1] > grid:
+def _to_grid(f: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    if tuple(f.shape[-2:]) == grid:
+        return f
+    if f.shape[-2] >= grid[0] and f.shape[-1] >= grid[1]:
         return F.adaptive_avg_pool2d(f, grid)
-    if f.shape[-1] < grid:
-        return F.interpolate(f, size=(grid, grid), mode="bilinear", align_corners=False)
-    return f
+    return F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
+
+
+def edge_distance(shape: tuple[int, int], cap: int, device: torch.device | None = None) -> torch.Tensor:
+    """[H, W] long: each pixel's distance in px from the nearest image border, capped at `cap`."""
+    h, w = shape
+    ys = torch.arange(h, device=device)
+    xs = torch.arange(w, device=device)
+    dy = torch.minimum(ys, h - 1 - ys)[:, None]
+    dx = torch.minimum(xs, w - 1 - xs)[None, :]
+    return torch.minimum(dy, dx).clamp_max(cap)
+
+
+def same_shape_batches(images: list[torch.Tensor], batch: int) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """(indices, [b, C, H, W]) of images that share a shape, at most `batch` at a time, in order of
+    first appearance: a square set is one stream of full batches, native images mostly go alone."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, im in enumerate(images):
+        groups.setdefault(tuple(im.shape), []).append(i)
+    for idx in groups.values():
+        for k in range(0, len(idx), batch):
+            part = idx[k : k + batch]
+            yield part, torch.stack([images[i] for i in part])
+
+
+def pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
+    """[B, C, H, W] padded at the bottom and right so both sides are multiples of `multiple`
+    (mirrored where the image is large enough, else its last row/column repeated)."""
+    h, w = images.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if ph == 0 and pw == 0:
+        return images
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(images, (0, pw, 0, ph), mode=mode)
 
 
 class PatchMemory:
     """The normal patch memory and the statistics that turn distances into z-like maps."""
 
     def __init__(self, config: PatchMapConfig, memory: torch.Tensor, centre: torch.Tensor, scale: torch.Tensor,
-                 input_stride: int = 1, map_mean: float = 0.0, map_std: float = 1.0) -> None:
+                 input_stride: int = 1, map_mean: float = 0.0, map_std: float = 1.0,
+                 edge_mean: list[float] | None = None, edge_std: list[float] | None = None) -> None:
         self.config = config
         self.memory = memory  # [N, D] descriptors, already centred and scaled
         self.centre = centre  # [D]
@@ -91,13 +148,25 @@ class PatchMemory:
         self.input_stride = input_stride
         """Image pixels per model-input pixel (2 for the wavelet input)."""
         self.map_mean, self.map_std = map_mean, map_std
+        self.edge_mean, self.edge_std = edge_mean, edge_std
+        """Per distance from the border, 0 .. edge_px - 1 px (None: the whole map uses map_mean/std)."""
 
     # -- descriptors ----------------------------------------------------------------------------
     @staticmethod
-    def raw_descriptors(model: UNet, x0: torch.Tensor, config: PatchMapConfig) -> tuple[torch.Tensor, int]:
-        """[B, D, g, g] un-normalised descriptors of model inputs x0, and how many of the D
+    def grid_shape(config: PatchMapConfig, x0: torch.Tensor, input_stride: int) -> tuple[int, int]:
+        h, w = x0.shape[-2:]
+        if config.stride == 0:
+            g = min(config.grid, w)
+            return g, g
+        cell = max(1, config.stride // input_stride)
+        return max(1, h // cell), max(1, w // cell)
+
+    @staticmethod
+    def raw_descriptors(model: UNet, x0: torch.Tensor, config: PatchMapConfig,
+                        input_stride: int = 1) -> tuple[torch.Tensor, int]:
+        """[B, D, gh, gw] un-normalised descriptors of model inputs x0, and how many of the D
         channels are denoiser features (the rest are energies)."""
-        grid = min(config.grid, x0.shape[-1])
+        grid = PatchMemory.grid_shape(config, x0, input_stride)
         feats = model.encode(x0, 0)[:2]
         parts = [_to_grid(F.avg_pool2d(f.float(), 3, 1, 1, count_include_pad=False), grid) for f in feats]
         n_feat = sum(p.shape[1] for p in parts)
@@ -108,8 +177,8 @@ class PatchMemory:
         return torch.cat(parts, 1), n_feat
 
     def describe(self, model: UNet, x0: torch.Tensor) -> torch.Tensor:
-        """[B, D, g, g] descriptors in memory units."""
-        raw, _ = self.raw_descriptors(model, x0, self.config)
+        """[B, D, gh, gw] descriptors in memory units."""
+        raw, _ = self.raw_descriptors(model, x0, self.config, self.input_stride)
         return (raw - self.centre[:, None, None]) * self.scale[:, None, None]
 
     # -- maps -----------------------------------------------------------------------------------
@@ -128,50 +197,106 @@ class PatchMemory:
         return torch.cat(out).reshape(b, h, w)
 
     def raw_map(self, model: UNet, x0: torch.Tensor) -> torch.Tensor:
-        """[B, g, g] smoothed distances (before z-scaling)."""
+        """[B, gh, gw] smoothed distances (before z-scaling)."""
         dist = self.distances(self.describe(model, x0))
         sigma = self.config.smoothing_px * dist.shape[-1] / (x0.shape[-1] * self.input_stride)
         return _gaussian_blur(dist, sigma)
 
-    def maps(self, model: UNet, x0: torch.Tensor, size: int) -> torch.Tensor:
-        """[B, size, size] z-like maps (0 typical of normal images, 3 rare)."""
-        m = (self.raw_map(model, x0) - self.map_mean) / self.map_std
-        return F.interpolate(m[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    def raw_image_maps(self, model: UNet, to_input: Callable[[torch.Tensor], torch.Tensor],
+                       images: list[torch.Tensor], batch: int) -> list[torch.Tensor]:
+        """Each image [C, H, W] -> its [H, W] smoothed distance map (before z-scaling), on the
+        device `to_input` puts the model input on."""
+        out: list[torch.Tensor | None] = [None] * len(images)
+        multiple = model.config.downsampling * self.input_stride
+        for idx, stack in same_shape_batches(images, batch):
+            padded = pad_to_multiple(stack, multiple)
+            m = self.raw_map(model, to_input(padded)).float()
+            m = F.interpolate(m[:, None], size=padded.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+            h, w = stack.shape[-2:]
+            for i, one in zip(idx, m[:, :h, :w], strict=True):
+                out[i] = one
+        return out  # type: ignore[return-value]
 
-    def image_scores(self, maps: torch.Tensor) -> torch.Tensor:
-        flat = maps.flatten(1)
-        k = max(1, round(self.config.top_fraction * flat.shape[1]))
-        return flat.topk(k, dim=1).values.mean(1)
+    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+        """An [H, W] raw map -> z-like (0 typical of normal images, 3 rare), per distance from the
+        border within edge_px."""
+        z = (raw - self.map_mean) / self.map_std
+        if not self.edge_mean:
+            return z
+        n = len(self.edge_mean)
+        d = edge_distance(tuple(raw.shape), n, raw.device)
+        mean = torch.tensor([*self.edge_mean, self.map_mean], device=raw.device, dtype=raw.dtype)[d]
+        std = torch.tensor([*self.edge_std, self.map_std], device=raw.device, dtype=raw.dtype)[d]
+        return (raw - mean) / std
+
+    def image_score(self, zmap: torch.Tensor) -> torch.Tensor:
+        flat = zmap.flatten()
+        k = max(1, round(self.config.top_fraction * flat.numel()))
+        return flat.topk(k).values.mean()
+
+    def image_scores(self, maps: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([self.image_score(m) for m in maps]) if len(maps) else torch.zeros(0)
 
     # -- fitting --------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, model: UNet, fit_inputs: torch.Tensor, holdout_inputs: torch.Tensor, config: PatchMapConfig,
-            input_stride: int = 1, seed: int = 0, batch: int = 16) -> PatchMemory:
-        """Memory from normal model inputs `fit_inputs`; the map's z-scaling from `holdout_inputs`,
-        which neither the memory nor (if the caller held them out) the network has seen."""
+    def fit(cls, model: UNet, to_input: Callable[[torch.Tensor], torch.Tensor], fit_images: list[torch.Tensor],
+            holdout_images: list[torch.Tensor], config: PatchMapConfig, input_stride: int = 1, seed: int = 0,
+            batch: int = 16) -> PatchMemory:
+        """Memory from normal images `fit_images` ([C, H, W] each, any sizes); the map's z-scaling
+        from `holdout_images`, which neither the memory nor (if the caller held them out) the
+        network has seen."""
+        gen = torch.Generator().manual_seed(seed)
+        multiple = model.config.downsampling * input_stride
         with torch.inference_mode():
-            raws = [cls.raw_descriptors(model, x, config) for x in fit_inputs.split(batch)]
-            n_feat = raws[0][1]
-            flat = torch.cat([r.permute(0, 2, 3, 1).reshape(-1, r.shape[1]) for r, _ in raws])
+            per_image, n_feat = [], 0
+            for _, stack in same_shape_batches(fit_images, batch):
+                x0 = to_input(pad_to_multiple(stack, multiple))
+                raw, n_feat = cls.raw_descriptors(model, x0, config, input_stride)
+                # keep the grid cells that cover the image, not its padding
+                gh = max(1, math.ceil(stack.shape[-2] * raw.shape[-2] / (x0.shape[-2] * input_stride)))
+                gw = max(1, math.ceil(stack.shape[-1] * raw.shape[-1] / (x0.shape[-1] * input_stride)))
+                per_image += list(raw[:, :, :gh, :gw].permute(0, 2, 3, 1).flatten(1, 2))
+            total = sum(len(p) for p in per_image)
+            if total > MAX_FIT_LOCATIONS:
+                share = max(1, MAX_FIT_LOCATIONS // len(per_image))
+                per_image = [p[torch.randperm(len(p), generator=gen)[:share].to(p.device)] for p in per_image]
+            flat = torch.cat(per_image)
             centre, std = flat.mean(0), flat.std(0).clamp_min(1e-4)
             n_energy = flat.shape[1] - n_feat
             weight = torch.cat([torch.full((n_feat,), config.feature_weight / math.sqrt(max(n_feat, 1))),
                                 torch.full((n_energy,), 1.0 / math.sqrt(n_energy))]).to(flat)
             scale = weight / std
-            gen = torch.Generator().manual_seed(seed)
             keep = torch.randperm(flat.shape[0], generator=gen)[: config.memory_size].to(flat.device)
             memory = ((flat[keep] - centre) * scale).contiguous()
             pm = cls(config, memory, centre, scale, input_stride)
-            held = torch.cat([pm.raw_map(model, x) for x in holdout_inputs.split(batch)])
-            pm.map_mean, pm.map_std = float(held.mean()), max(float(held.std()), 1e-6)
+            pm.fit_scaling(pm.raw_image_maps(model, to_input, holdout_images, batch))
         return pm
+
+    def fit_scaling(self, held: list[torch.Tensor]) -> None:
+        """z-scaling from held-out normal raw maps: over all pixels, and per distance from the
+        border within edge_px (each distance's own mean and spread)."""
+        values = torch.cat([m.flatten() for m in held])
+        self.map_mean, self.map_std = float(values.mean()), max(float(values.std()), 1e-6)
+        self.edge_mean = self.edge_std = None
+        n = self.config.edge_px
+        if n == 0:
+            return
+        dists = torch.cat([edge_distance(tuple(m.shape), n, m.device).flatten() for m in held])
+        mean, std = [], []
+        for d in range(n):
+            at = values[dists == d]
+            ok = at.numel() > 1
+            mean.append(float(at.mean()) if ok else self.map_mean)
+            std.append(max(float(at.std()), 1e-6) if ok else self.map_std)
+        self.edge_mean, self.edge_std = mean, std
 
     # -- bundle I/O -----------------------------------------------------------------------------
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"patch.memory": self.memory, "patch.centre": self.centre, "patch.scale": self.scale}
 
     def meta(self) -> dict:
-        return {"config": self.config.to_dict(), "map_mean": self.map_mean, "map_std": self.map_std}
+        return {"config": self.config.to_dict(), "map_mean": self.map_mean, "map_std": self.map_std,
+                "edge_mean": self.edge_mean, "edge_std": self.edge_std}
 
     @classmethod
     def from_parts(cls, tensors: dict[str, torch.Tensor], meta: dict, config: PatchMapConfig,
@@ -179,9 +304,12 @@ class PatchMemory:
         memory, centre, scale = tensors["patch.memory"], tensors["patch.centre"], tensors["patch.scale"]
         if memory.dim() != 2 or centre.shape != scale.shape or centre.shape[0] != memory.shape[1]:
             raise ValueError(f"patch memory {tuple(memory.shape)} does not fit its centre {tuple(centre.shape)}")
-        return cls(config, tensors["patch.memory"], tensors["patch.centre"], tensors["patch.scale"], input_stride,
-                   float(meta["map_mean"]), float(meta["map_std"]))
+        edge_mean, edge_std = meta.get("edge_mean"), meta.get("edge_std")
+        if (edge_mean is None) != (edge_std is None) or (edge_mean and len(edge_mean) != len(edge_std)):
+            raise ValueError("image_map edge_mean and edge_std do not match")
+        return cls(config, memory, centre, scale, input_stride, float(meta["map_mean"]), float(meta["map_std"]),
+                   edge_mean, edge_std)
 
     def to(self, device: torch.device) -> PatchMemory:
         return PatchMemory(self.config, self.memory.to(device), self.centre.to(device), self.scale.to(device),
-                           self.input_stride, self.map_mean, self.map_std)
+                           self.input_stride, self.map_mean, self.map_std, self.edge_mean, self.edge_std)
