@@ -176,38 +176,47 @@ def _save(arr: np.ndarray, path: Path) -> None:
         Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8)).save(path)
 
 
-def _crops(img: np.ndarray, n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def _crops(img: np.ndarray, n: int, shapes: list[tuple[int, int]], rng: np.random.Generator) -> list[np.ndarray]:
     h, w = img.shape[:2]
     out = []
-    for _ in range(n):
-        y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-        out.append(img[y : y + size, x : x + size])
+    for i in range(n):
+        ch, cw = shapes[i % len(shapes)]
+        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        out.append(img[y : y + ch, x : x + cw])
     return out
 
 
 def build_mvtec_category(texture: np.ndarray, root: str | Path, crop: int = 128, n_train: int = 60,
                          n_test_good: int = 20, n_per_defect: int = 10, seed: int = 0,
-                         defects: dict[str, Defect] | None = None, other: np.ndarray | None = None) -> Path:
+                         defects: dict[str, Defect] | None = None, other: np.ndarray | None = None,
+                         shapes: list[tuple[int, int]] | None = None, grey: bool = False) -> Path:
     """Write an MVTec AD-layout category from one texture image ([H, W] grey or [H, W, 3], values
     0-1 or 0-255): training crops from the top half, test crops (good and with each defect) from
     the bottom half, so no test pixel was seen in training. `other` (another texture) adds a
     `swap_texture` defect. Training crops depend only on the texture, sizes and seed, not on the
-    defects, so one trained bundle serves every defect set."""
+    defects, so one trained bundle serves every defect set. Crops are crop x crop, or cycle through
+    `shapes` ((height, width) each: a set of many sizes and aspect ratios); `grey` saves 1-channel
+    images (the grey-level defects only, then)."""
     rng = np.random.default_rng(seed)
     img = _rgb01(texture)
     half = img.shape[0] // 2
     top, bottom = img[:half], img[half:]
     root = Path(root)
-    for i, c in enumerate(_crops(top, n_train, crop, rng)):
-        _save(c, root / "train" / "good" / f"{i:03d}.png")
-    for i, c in enumerate(_crops(bottom, n_test_good, crop, rng)):
-        _save(c, root / "test" / "good" / f"{i:03d}.png")
+    shapes = shapes or [(crop, crop)]
+
+    def save(arr: np.ndarray, path: Path) -> None:
+        _save(arr[..., 0] if grey else arr, path)
+
+    for i, c in enumerate(_crops(top, n_train, shapes, rng)):
+        save(c, root / "train" / "good" / f"{i:03d}.png")
+    for i, c in enumerate(_crops(bottom, n_test_good, shapes, rng)):
+        save(c, root / "test" / "good" / f"{i:03d}.png")
     chosen = dict(DEFECTS if defects is None else defects)
     if other is not None:
         chosen["swap_texture"] = partial(swap_texture, other=_rgb01(other))
     for name, defect in chosen.items():
-        for i, c in enumerate(_crops(bottom, n_per_defect, crop, rng)):
+        for i, c in enumerate(_crops(bottom, n_per_defect, shapes, rng)):
             damaged, mask = defect(c, rng)
-            _save(damaged, root / "test" / name / f"{i:03d}.png")
+            save(damaged, root / "test" / name / f"{i:03d}.png")
             _save(mask, root / "ground_truth" / name / f"{i:03d}_mask.png")
     return root

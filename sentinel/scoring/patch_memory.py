@@ -102,14 +102,14 @@ def _to_grid(f: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
 
 
-def edge_distance(shape: tuple[int, int], cap: int, device: torch.device | None = None) -> torch.Tensor:
-    """[H, W] long: each pixel's distance in px from the nearest image border, capped at `cap`."""
+def edge_distance(shape: tuple[int, int], cap: int,
+                  device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """([H, 1], [1, W]) long: each row's distance in px from the top or bottom border and each
+    column's from the left or right one, capped at `cap`."""
     h, w = shape
     ys = torch.arange(h, device=device)
     xs = torch.arange(w, device=device)
-    dy = torch.minimum(ys, h - 1 - ys)[:, None]
-    dx = torch.minimum(xs, w - 1 - xs)[None, :]
-    return torch.minimum(dy, dx).clamp_max(cap)
+    return torch.minimum(ys, h - 1 - ys)[:, None].clamp_max(cap), torch.minimum(xs, w - 1 - xs)[None, :].clamp_max(cap)
 
 
 def same_shape_batches(images: list[torch.Tensor], batch: int) -> Iterator[tuple[list[int], torch.Tensor]]:
@@ -149,7 +149,9 @@ class PatchMemory:
         """Image pixels per model-input pixel (2 for the wavelet input)."""
         self.map_mean, self.map_std = map_mean, map_std
         self.edge_mean, self.edge_std = edge_mean, edge_std
-        """Per distance from the border, 0 .. edge_px - 1 px (None: the whole map uses map_mean/std)."""
+        """[edge_px + 1][edge_px + 1] per (distance from top/bottom, from left/right), each capped at
+        edge_px (None: the whole map uses map_mean/std). Rows and columns apart: a part's sides and
+        its top are different places, and one distance to the nearest border would mix them."""
 
     # -- descriptors ----------------------------------------------------------------------------
     @staticmethod
@@ -202,6 +204,7 @@ class PatchMemory:
         sigma = self.config.smoothing_px * dist.shape[-1] / (x0.shape[-1] * self.input_stride)
         return _gaussian_blur(dist, sigma)
 
+    @torch.inference_mode()
     def raw_image_maps(self, model: UNet, to_input: Callable[[torch.Tensor], torch.Tensor],
                        images: list[torch.Tensor], batch: int) -> list[torch.Tensor]:
         """Each image [C, H, W] -> its [H, W] smoothed distance map (before z-scaling), on the
@@ -223,10 +226,9 @@ class PatchMemory:
         z = (raw - self.map_mean) / self.map_std
         if not self.edge_mean:
             return z
-        n = len(self.edge_mean)
-        d = edge_distance(tuple(raw.shape), n, raw.device)
-        mean = torch.tensor([*self.edge_mean, self.map_mean], device=raw.device, dtype=raw.dtype)[d]
-        std = torch.tensor([*self.edge_std, self.map_std], device=raw.device, dtype=raw.dtype)[d]
+        dy, dx = edge_distance(tuple(raw.shape), len(self.edge_mean) - 1, raw.device)
+        mean = torch.tensor(self.edge_mean, device=raw.device, dtype=raw.dtype)[dy, dx]
+        std = torch.tensor(self.edge_std, device=raw.device, dtype=raw.dtype)[dy, dx]
         return (raw - mean) / std
 
     def image_score(self, zmap: torch.Tensor) -> torch.Tensor:
@@ -273,22 +275,29 @@ class PatchMemory:
         return pm
 
     def fit_scaling(self, held: list[torch.Tensor]) -> None:
-        """z-scaling from held-out normal raw maps: over all pixels, and per distance from the
-        border within edge_px (each distance's own mean and spread)."""
+        """z-scaling from held-out normal raw maps: over all pixels, and per (distance from
+        top/bottom, from left/right) within edge_px (each place's own mean and spread)."""
         values = torch.cat([m.flatten() for m in held])
         self.map_mean, self.map_std = float(values.mean()), max(float(values.std()), 1e-6)
         self.edge_mean = self.edge_std = None
         n = self.config.edge_px
         if n == 0:
             return
-        dists = torch.cat([edge_distance(tuple(m.shape), n, m.device).flatten() for m in held])
-        mean, std = [], []
-        for d in range(n):
-            at = values[dists == d]
-            ok = at.numel() > 1
-            mean.append(float(at.mean()) if ok else self.map_mean)
-            std.append(max(float(at.std()), 1e-6) if ok else self.map_std)
-        self.edge_mean, self.edge_std = mean, std
+        bins = []
+        for m in held:
+            dy, dx = edge_distance(tuple(m.shape), n, m.device)
+            bins.append((dy * (n + 1) + dx).flatten())
+        b = torch.cat(bins)
+        count = torch.bincount(b, minlength=(n + 1) ** 2).double()
+        total = torch.bincount(b, weights=values.double(), minlength=(n + 1) ** 2)
+        total_sq = torch.bincount(b, weights=values.double().pow(2), minlength=(n + 1) ** 2)
+        mean = total / count.clamp_min(1)
+        std = ((total_sq / count.clamp_min(1) - mean.pow(2)).clamp_min(0) * count / (count - 1).clamp_min(1)).sqrt()
+        few = count < 2  # a place no held-out image reaches (all smaller than 2 * edge_px): the overall scaling
+        mean[few], std[few] = self.map_mean, self.map_std
+        mean[-1], std[-1] = self.map_mean, self.map_std  # the interior: as without edge_px
+        self.edge_mean = mean.reshape(n + 1, n + 1).tolist()
+        self.edge_std = std.clamp_min(1e-6).reshape(n + 1, n + 1).tolist()
 
     # -- bundle I/O -----------------------------------------------------------------------------
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -305,7 +314,8 @@ class PatchMemory:
         if memory.dim() != 2 or centre.shape != scale.shape or centre.shape[0] != memory.shape[1]:
             raise ValueError(f"patch memory {tuple(memory.shape)} does not fit its centre {tuple(centre.shape)}")
         edge_mean, edge_std = meta.get("edge_mean"), meta.get("edge_std")
-        if (edge_mean is None) != (edge_std is None) or (edge_mean and len(edge_mean) != len(edge_std)):
+        if (edge_mean is None) != (edge_std is None) or (
+                edge_mean is not None and torch.tensor(edge_mean).shape != torch.tensor(edge_std).shape):
             raise ValueError("image_map edge_mean and edge_std do not match")
         return cls(config, memory, centre, scale, input_stride, float(meta["map_mean"]), float(meta["map_std"]),
                    edge_mean, edge_std)
