@@ -314,9 +314,12 @@ class PatchMemory:
         if memory.dim() != 2 or centre.shape != scale.shape or centre.shape[0] != memory.shape[1]:
             raise ValueError(f"patch memory {tuple(memory.shape)} does not fit its centre {tuple(centre.shape)}")
         edge_mean, edge_std = meta.get("edge_mean"), meta.get("edge_std")
-        if (edge_mean is None) != (edge_std is None) or (
-                edge_mean is not None and torch.tensor(edge_mean).shape != torch.tensor(edge_std).shape):
-            raise ValueError("image_map edge_mean and edge_std do not match")
+        n = config.edge_px + 1
+        want = None if config.edge_px == 0 else (n, n)
+        for name, table in (("edge_mean", edge_mean), ("edge_std", edge_std)):
+            got = None if table is None else tuple(torch.tensor(table).shape)
+            if got != want:
+                raise ValueError(f"image_map {name} has shape {got}, edge_px {config.edge_px} implies {want}")
         return cls(config, memory, centre, scale, input_stride, float(meta["map_mean"]), float(meta["map_std"]),
                    edge_mean, edge_std)
 

@@ -107,6 +107,8 @@ def test_shipped_recipes_load():
     root = Path(__file__).resolve().parents[2] / "configs"
     assert load_train_config(root / "mvtec.yaml").image.size == 256
     assert load_train_config(root / "urbansound8k.yaml").training.steps > 0
+    inspection = load_train_config(root / "inspection.yaml")
+    assert inspection.image.layout == "native" and inspection.image_map.stride > 0
 
 
 @pytest.mark.parametrize("text,expect", [
