@@ -11,7 +11,7 @@ size and every image score is the mean of the map's top fraction of pixels.
 - Sentinel: the bundle's denoiser (its encoder features at two scales plus wavelet-band energies,
   the patch memory of sentinel/scoring/patch_memory.py), refitted here for each setting on the
   bundle's own training split (the held-out 15 % scale the maps, as `sentinel train` does). Settings:
-  feature_weight x edge_px (border scaling) x top_fraction.
+  feature_weight x feature_scales x edge_px (border scaling) x top_fraction.
 - pixel Gaussian: 7 x 7 local mean and std as a Gaussian per pixel position, every image resized
   to the median size for it (position needs a common frame) and the map resized back;
 - patch kNN: 7 x 7 grey patch at half resolution plus local statistics, nearest of --memory
@@ -123,7 +123,7 @@ def fmt(r: dict) -> str:
 
 
 def sentinel_table(bundle_dir: Path, root: Path, items: list[mvtec.TestImage], weights: list[float],
-                   edges: list[int], tops: list[float]) -> tuple[dict, float]:
+                   scales: list[int], edges: list[int], tops: list[float]) -> tuple[dict, float]:
     """table[setting][kind], and the median ms per image of scoring at the bundle's own settings."""
     bundle = load_bundle(bundle_dir)
     spec = bundle.spec
@@ -138,8 +138,9 @@ def sentinel_table(bundle_dir: Path, root: Path, items: list[mvtec.TestImage], w
 
     table = {}
     base = bundle.patch_memory.config
-    for fw in weights:
-        cfg = PatchMapConfig(**{**base.to_dict(), "feature_weight": fw, "edge_px": 0})
+    descriptors = [(fw, sc) for sc in scales for fw in weights if fw > 0 or sc == scales[0]]
+    for fw, sc in descriptors:
+        cfg = PatchMapConfig(**{**base.to_dict(), "feature_weight": fw, "feature_scales": sc, "edge_px": 0})
         pm = PatchMemory.fit(model, to_input, train, hold, cfg, input_stride=stride)
         held_raw = pm.raw_image_maps(model, to_input, hold, 8)
         test_raw = pm.raw_image_maps(model, to_input, test, 8)
@@ -157,7 +158,7 @@ def sentinel_table(bundle_dir: Path, root: Path, items: list[mvtec.TestImage], w
                     pixel = {k: (r["px"], r["pro"]) for k, r in res.items()}
                 for k, r in res.items():
                     r["px"], r["pro"] = pixel[k]
-                name = f"fw {fw:g}, edge {edge}, top {top:g}"
+                name = f"fw {fw:g} scales {sc} edge {edge} top {top:g}"
                 table[name] = res
                 print(f"{'sentinel':>14}  {name:<28} " + "  ".join(f"{k} {fmt(res[k])}" for k in KINDS), flush=True)
     scorer = ImageScorer(diffusion, bundle.patch_memory)
@@ -199,6 +200,7 @@ def main() -> None:
     ap.add_argument("--borders", type=int, nargs="+", default=[0, 16, 32])
     ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0],
                     help="Sentinel: feature_weight values tried")
+    ap.add_argument("--scales", type=int, nargs="+", default=[2, 3], help="Sentinel: feature_scales values tried")
     ap.add_argument("--edges", type=int, nargs="+", default=[0, 16, 32], help="Sentinel: edge_px values tried")
     ap.add_argument("--tops", type=float, nargs="+", default=[0.0005, 0.002], help="Sentinel: top_fraction values")
     args = ap.parse_args()
@@ -210,8 +212,8 @@ def main() -> None:
           "pixel AUROC / PRO", flush=True)
     tables, ms = {}, {}
     if args.bundle:
-        tables["sentinel"], ms["sentinel"] = sentinel_table(args.bundle, args.root, items, args.weights, args.edges,
-                                                            args.tops)
+        tables["sentinel"], ms["sentinel"] = sentinel_table(args.bundle, args.root, items, args.weights, args.scales,
+                                                            args.edges, args.tops)
     for name, method in (("pixel Gaussian", PixelGaussian(train)), ("patch kNN", KNN(patch, train, args.memory))):
         tables[name], ms[name] = reference_table(name, method, items, test, args.borders)
     print("\\nleave one defect kind out (setting chosen on the other two kinds; image AUROC / pixel AUROC / PRO):")

@@ -4,7 +4,7 @@ A reconstruction residual measures how hard a patch is to rebuild, not how unusu
 normal texture leaves large residuals, and a defect that *removes* texture (a blur, a flat stain,
 a hole) is easy to rebuild, so it ranks below normal pixels (benchmarks/textures.py, round 2 in
 docs/quality.md). Here each location of an image is described by
-- the denoiser's encoder features at its two finest scales (what the diffusion model learnt to see
+- the denoiser's encoder features at its `feature_scales` finest scales (what the diffusion model learnt to see
   in normal images), averaged over a 3 x 3 neighbourhood, and
 - the log energy of every model-input channel (wavelet sub-bands) in 3, 7 and 15 px windows
   (how much texture there is at each scale: what a blur or a flat stain takes away),
@@ -49,6 +49,10 @@ class PatchMapConfig:
         int, Field(ge=0, description="One map location per this many image px, whatever the image's size "
                    "(0: a fixed `grid` per side, for the square layout).")
     ] = 0
+    feature_scales: Annotated[
+        int, Field(ge=1, le=4, description="Denoiser encoder scales described, finest first (3 and 4 see "
+                   "context a quarter of the input across, for defects larger than a patch).")
+    ] = 2
     feature_weight: Annotated[
         float, Field(ge=0, description="Weight of the denoiser's features against the texture energy (1 = equal).")
     ] = 0.5
@@ -169,7 +173,7 @@ class PatchMemory:
         """[B, D, gh, gw] un-normalised descriptors of model inputs x0, and how many of the D
         channels are denoiser features (the rest are energies)."""
         grid = PatchMemory.grid_shape(config, x0, input_stride)
-        feats = model.encode(x0, 0)[:2]
+        feats = model.encode(x0, 0)[: config.feature_scales]
         parts = [_to_grid(F.avg_pool2d(f.float(), 3, 1, 1, count_include_pad=False), grid) for f in feats]
         n_feat = sum(p.shape[1] for p in parts)
         sq = x0.float().pow(2)
