@@ -50,16 +50,15 @@ def main() -> int:
     res: dict = {"device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu", "torch": torch.__version__}
     b = load_bundle(bundle_dir)
     items = mvtec.test_images(cat)
-    _, test = load_images([t.path for t in items], 128)
+    test = torch.stack(load_images([t.path for t in items], b.spec)[1])
     cpu, gpu = b.scorer("cpu"), b.scorer(dev)
-    s_cpu, m_cpu = cpu.score_maps(test)
-    s_gpu, m_gpu = gpu.score_maps(test)
+    (s_cpu, m_cpu), (s_gpu, m_gpu) = ((s, torch.stack(m)) for s, m in (cpu.score_maps(test), gpu.score_maps(test)))
     res["image_score_max_abs_diff"] = float((s_cpu - s_gpu).abs().max())
     res["image_score_spearman"] = float(spearmanr(s_cpu, s_gpu).statistic)
     res["map_max_abs_diff"] = float((m_cpu - m_gpu).abs().max())
     res["map_pixel_spearman_sample"] = float(spearmanr(m_cpu.flatten()[::97], m_gpu.flatten()[::97]).statistic)
     for name, (s, m) in {"cpu": (s_cpu, m_cpu), "gpu": (s_gpu, m_gpu)}.items():
-        r = evaluation.evaluate(items, s.numpy(), list(m.numpy()), 128)
+        r = evaluation.evaluate(items, s.numpy(), list(m.numpy()))
         res[f"{name}_auc_pixel_pro"] = [round(r["auc"], 4), round(r["pixel_auc"], 4), round(r["pro"], 4)]
     sync()
     times = []
@@ -69,7 +68,7 @@ def main() -> int:
         sync()
         times.append((time.perf_counter() - t0) / len(test) * 1000)
     res["gpu_ms_per_image_median"] = float(np.median(times))
-    files, images = load_images(mvtec.train_images(cat), 128)
+    files, images = load_images(mvtec.train_images(cat), b.spec)
     t0 = time.perf_counter()
     mem, cal = fit_image_map(gpu.diffusion, images[:100], images[100:], PatchMapConfig())
     res["gpu_fit_map_s"] = round(time.perf_counter() - t0, 2)
@@ -83,7 +82,7 @@ def main() -> int:
         res["gpu_train_200_steps_s"] = round(time.perf_counter() - t0, 1)
         res["gpu_train_final_loss"] = r.final_loss
         s, m = r.bundle.scorer(dev).score_maps(test)
-        e = evaluation.evaluate(items, s.numpy(), list(m.numpy()), 128)
+        e = evaluation.evaluate(items, s.numpy(), [x.numpy() for x in m])
         res["gpu_trained_auc_pixel_pro"] = [round(e["auc"], 4), round(e["pixel_auc"], 4), round(e["pro"], 4)]
     demo_dir = Path(sentinel.__file__).parent / "demo_assets"
     demo = load_bundle(demo_dir / "bundle")

@@ -11,7 +11,7 @@ size and every image score is the mean of the map's top fraction of pixels.
 - Sentinel: the bundle's denoiser (its encoder features at two scales plus wavelet-band energies,
   the patch memory of sentinel/scoring/patch_memory.py), refitted here for each setting on the
   bundle's own training split (the held-out 15 % scale the maps, as `sentinel train` does). Settings:
-  feature_weight x feature_scales x edge_px (border scaling) x top_fraction.
+  (feature_weight, feature_scales) pairs x edge_px (border scaling) x top_fraction.
 - pixel Gaussian: 7 x 7 local mean and std as a Gaussian per pixel position, every image resized
   to the median size for it (position needs a common frame) and the map resized back;
 - patch kNN: 7 x 7 grey patch at half resolution plus local statistics, nearest of --memory
@@ -122,8 +122,8 @@ def fmt(r: dict) -> str:
     return f"{r['img']:.3f} / {r['px']:.3f} / {r['pro']:.3f}"
 
 
-def sentinel_table(bundle_dir: Path, root: Path, items: list[mvtec.TestImage], weights: list[float],
-                   scales: list[int], edges: list[int], tops: list[float]) -> tuple[dict, float]:
+def sentinel_table(bundle_dir: Path, root: Path, items: list[mvtec.TestImage], descriptors: list[tuple[float, int]],
+                   edges: list[int], tops: list[float]) -> tuple[dict, float]:
     """table[setting][kind], and the median ms per image of scoring at the bundle's own settings."""
     bundle = load_bundle(bundle_dir)
     spec = bundle.spec
@@ -138,7 +138,6 @@ def sentinel_table(bundle_dir: Path, root: Path, items: list[mvtec.TestImage], w
 
     table = {}
     base = bundle.patch_memory.config
-    descriptors = [(fw, sc) for sc in scales for fw in weights if fw > 0 or sc == scales[0]]
     for fw, sc in descriptors:
         cfg = PatchMapConfig(**{**base.to_dict(), "feature_weight": fw, "feature_scales": sc, "edge_px": 0})
         pm = PatchMemory.fit(model, to_input, train, hold, cfg, input_stride=stride)
@@ -198,9 +197,8 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path, help="a bundle trained on --root with configs/inspection.yaml")
     ap.add_argument("--memory", type=int, default=4096, help="patch kNN reference: memory size")
     ap.add_argument("--borders", type=int, nargs="+", default=[0, 16, 32])
-    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0],
-                    help="Sentinel: feature_weight values tried")
-    ap.add_argument("--scales", type=int, nargs="+", default=[2, 3], help="Sentinel: feature_scales values tried")
+    ap.add_argument("--descriptors", nargs="+", default=["0.5:2", "2:2", "1:3", "2:3"],
+                    help="Sentinel: feature_weight:feature_scales pairs tried (each refits the memory, ~4 min)")
     ap.add_argument("--edges", type=int, nargs="+", default=[0, 16, 32], help="Sentinel: edge_px values tried")
     ap.add_argument("--tops", type=float, nargs="+", default=[0.0005, 0.002], help="Sentinel: top_fraction values")
     args = ap.parse_args()
@@ -212,8 +210,8 @@ def main() -> None:
           "pixel AUROC / PRO", flush=True)
     tables, ms = {}, {}
     if args.bundle:
-        tables["sentinel"], ms["sentinel"] = sentinel_table(args.bundle, args.root, items, args.weights, args.scales,
-                                                            args.edges, args.tops)
+        pairs = [(float(d.split(":")[0]), int(d.split(":")[1])) for d in args.descriptors]
+        tables["sentinel"], ms["sentinel"] = sentinel_table(args.bundle, args.root, items, pairs, args.edges, args.tops)
     for name, method in (("pixel Gaussian", PixelGaussian(train)), ("patch kNN", KNN(patch, train, args.memory))):
         tables[name], ms[name] = reference_table(name, method, items, test, args.borders)
     print("\\nleave one defect kind out (setting chosen on the other two kinds; image AUROC / pixel AUROC / PRO):")

@@ -80,11 +80,12 @@ def ensure_map(bundle_dir: Path, cat: Path, refit: bool = False) -> None:
     bundle = load_bundle(bundle_dir)
     if bundle.patch_memory is not None and not refit:
         return
-    files, images = load_images(mvtec.train_images(cat), bundle.spec.size)
+    files, images = load_images(mvtec.train_images(cat), bundle.spec)
     fit_idx, hold_idx = holdout_split(list(range(len(files))), TrainingConfig().holdout_fraction, 0)
     scorer = bundle.scorer("cpu")
-    bundle.patch_memory, bundle.calibration = fit_image_map(getattr(scorer, "diffusion", scorer), images[fit_idx],
-                                                            images[hold_idx], PatchMapConfig())
+    bundle.patch_memory, bundle.calibration = fit_image_map(getattr(scorer, "diffusion", scorer),
+                                                            [images[i] for i in fit_idx],
+                                                            [images[i] for i in hold_idx], PatchMapConfig())
     save_bundle(bundle, bundle_dir)
 
 
@@ -141,21 +142,22 @@ def main() -> int:
         bundle = load_bundle(bundle_dir)
         scorer = bundle.scorer("cpu")
         items = mvtec.test_images(cat)
-        _, test = load_images([t.path for t in items], 128)
-        _, normal = load_images(mvtec.train_images(cat), 128)
+        test = torch.stack(load_images([t.path for t in items], bundle.spec)[1])
+        normal = torch.stack(load_images(mvtec.train_images(cat), bundle.spec)[1])
         methods = {"sentinel": res}
         legacy = scorer.diffusion
         maps = upsample(legacy.anomaly_map(test), 128)
         methods["residual (before)"] = evaluation.evaluate(items, legacy.score(test).scores.numpy(),
-                                                           list(maps.numpy()), 128)
+                                                           list(maps.numpy()))
         # Ablation: the same maps without the denoiser's features (texture energy alone).
         fit_idx, hold_idx = holdout_split(list(range(len(normal))), TrainingConfig().holdout_fraction, 0)
-        no_feat, _ = fit_image_map(legacy, normal[fit_idx], normal[hold_idx], PatchMapConfig(feature_weight=0.0))
+        no_feat, _ = fit_image_map(legacy, list(normal[fit_idx]), list(normal[hold_idx]),
+                                   PatchMapConfig(feature_weight=0.0))
         s_nf, m_nf = ImageScorer(legacy, no_feat).score_maps(test)
-        methods["energy only (ablation)"] = evaluation.evaluate(items, s_nf.numpy(), list(m_nf.numpy()), 128)
+        methods["energy only (ablation)"] = evaluation.evaluate(items, s_nf.numpy(), [m.numpy() for m in m_nf])
         for label, ref in (("pixel gaussian", PixelGaussian(normal)), ("patch knn", PatchKNN(normal))):
             scores, maps = ref(test)
-            methods[label] = evaluation.evaluate(items, scores.numpy(), list(maps.numpy()), 128)
+            methods[label] = evaluation.evaluate(items, scores.numpy(), list(maps.numpy()))
         per_image = []
         for _ in range(3):
             t0 = time.perf_counter()
