@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field
 
 # Keys added after bundle format 2 was fixed, with the behaviour every earlier bundle had: left out
 # of the digest at that value, so a bundle written before they existed keeps its hash.
-_LATER_KEYS = {"layout": "square", "colour": "rgb", "max_side": 1024}
+_LATER_KEYS = {"layout": "square", "colour": "rgb", "max_side": 1024, "standardise": "dataset"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,12 @@ class ImageSpec:
         Field(description="'rgb' (3 channels; grey images are repeated) or 'grey' (1 channel: inspection "
               "cameras that see no colour, at a third of the input)."),
     ] = "rgb"
+    standardise: Annotated[
+        Literal["dataset", "image"],
+        Field(description="'dataset': pixel values as they are (one normalisation from the training images). "
+              "'image': each image brought to the same mean and contrast when read, so that exposure and "
+              "lighting that differ from shot to shot are not anomalies (inspection cameras)."),
+    ] = "dataset"
     max_side: Annotated[
         int, Field(ge=32, description="native: an image whose longer side exceeds this is scaled down to it "
                    "(keeps time and memory per image bounded).")

@@ -48,13 +48,26 @@ def _open(path: str | Path, mode: str, spec: ImageSpec, resample: Image.Resampli
         raise ImageError(f"{path}: not a readable {what} ({str(e).splitlines()[0] or type(e).__name__})") from None
 
 
+# What spec.standardise == "image" brings every image to: a mid grey and a contrast that keeps
+# nearly all of a normal image within [0, 1], so overlays still draw it.
+STANDARD_MEAN, STANDARD_STD = 0.5, 0.15
+
+
 def load_image(path: str | Path, spec: ImageSpec) -> torch.Tensor:
-    """[C, H, W] in [0, 1]: C = 3 (grey and RGBA images become RGB) or 1 for a grey spec."""
+    """[C, H, W], 0-1 for the pixel range: C = 3 (grey and RGBA images become RGB) or 1 for a grey
+    spec; with spec.standardise == "image", each channel brought to STANDARD_MEAN and STANDARD_STD
+    over the whole image (before any crop, so training crops and scored images agree)."""
     if spec.colour == "grey":
-        return torch.from_numpy(_open(path, "L", spec, Image.Resampling.BILINEAR, "image").astype(np.float32)
-                                / 255.0)[None]
-    rgb = _open(path, "RGB", spec, Image.Resampling.BILINEAR, "image")
-    return torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
+        image = torch.from_numpy(_open(path, "L", spec, Image.Resampling.BILINEAR, "image").astype(np.float32)
+                                 / 255.0)[None]
+    else:
+        rgb = _open(path, "RGB", spec, Image.Resampling.BILINEAR, "image")
+        image = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
+    if spec.standardise == "image":
+        mean = image.mean(dim=(1, 2), keepdim=True)
+        std = image.std(dim=(1, 2), keepdim=True).clamp_min(1e-3)
+        image = STANDARD_MEAN + STANDARD_STD * (image - mean) / std
+    return image
 
 
 def load_mask(path: str | Path, shape: tuple[int, int]) -> torch.Tensor:

@@ -62,7 +62,7 @@ def save_overlay(image: torch.Tensor, amap: torch.Tensor, path: str | Path, vmax
     top = vmax if vmax is not None else max(3.0, float(amap.max()))
     level = (amap.clamp(0, top) / top).numpy()
     heat = colormaps["jet"](level)[..., :3]
-    rgb = image.expand(3, -1, -1).permute(1, 2, 0).numpy()  # grey images drawn as grey RGB
+    rgb = image.expand(3, -1, -1).clamp(0, 1).permute(1, 2, 0).numpy()  # grey drawn as grey RGB
     alpha = 0.25 + 0.5 * level[..., None]  # typical regions stay readable, hot regions stand out
     blend = (1 - alpha) * rgb + alpha * heat
     side = np.concatenate([rgb, blend], axis=1)

@@ -50,6 +50,23 @@ def test_batches_by_shape_cover_every_image_once(shapes, batch):
     assert sorted(seen) == list(range(len(images)))
 
 
+def test_standardised_images_ignore_exposure(tmp_path):
+    """Inspection shots of one part differ in exposure; read with standardise: image they agree."""
+    import numpy as np
+    from PIL import Image
+
+    from sentinel.image.io import load_image
+
+    base = np.random.default_rng(0).uniform(0.2, 0.6, (30, 50))
+    for name, gain in (("dim", 0.8), ("bright", 1.5)):
+        Image.fromarray((base * gain * 255).round().astype(np.uint8)).save(tmp_path / f"{name}.png")
+    spec = ImageSpec(layout="native", colour="grey", standardise="image")
+    dim, bright = load_image(tmp_path / "dim.png", spec), load_image(tmp_path / "bright.png", spec)
+    assert dim.shape == (1, 30, 50) and torch.allclose(dim, bright, atol=0.02)
+    raw = load_image(tmp_path / "bright.png", ImageSpec(layout="native", colour="grey"))
+    assert float(raw.mean()) > float(bright.mean()) + 0.05
+
+
 def test_edge_distance_counts_from_the_nearest_border():
     dy, dx = edge_distance((5, 7), cap=10)
     assert dy[:, 0].tolist() == [0, 1, 2, 1, 0] and dx[0].tolist() == [0, 1, 2, 3, 2, 1, 0]
