@@ -214,7 +214,7 @@ def main() -> None:
         tables["sentinel"], ms["sentinel"] = sentinel_table(args.bundle, args.root, items, pairs, args.edges, args.tops)
     for name, method in (("pixel Gaussian", PixelGaussian(train)), ("patch kNN", KNN(patch, train, args.memory))):
         tables[name], ms[name] = reference_table(name, method, items, test, args.borders)
-    print("\\nleave one defect kind out (setting chosen on the other two kinds; image AUROC / pixel AUROC / PRO):")
+    print("\nleave one defect kind out (setting chosen on the other two kinds; image AUROC / pixel AUROC / PRO):")
     print(f"{'method':>14}  " + "  ".join(f"{k:<28}" for k in KINDS) + "  ms/image")
     for name, table in tables.items():
         chosen = loko(table)
