@@ -122,13 +122,30 @@ def fmt(r: dict) -> str:
     return f"{r['img']:.3f} / {r['px']:.3f} / {r['pro']:.3f}"
 
 
+def judge_settings(method: str, items: list[mvtec.TestImage], maps: list[torch.Tensor],
+                   scores: dict[str, list[float]]) -> dict[str, dict]:
+    """One map per image, several image scores (one list per setting) -> table[setting][kind],
+    each setting's row printed; pixel AUROC and PRO depend on the maps only, so they are computed once."""
+    table, pixel = {}, None
+    arrays = [m.numpy() for m in maps]
+    for setting, values in scores.items():
+        res = judge(items, values, arrays if pixel is None else None)
+        if pixel is None:
+            pixel = {k: (r["px"], r["pro"]) for k, r in res.items()}
+        for k, r in res.items():
+            r["px"], r["pro"] = pixel[k]
+        table[setting] = res
+        print(f"{method:>14}  {setting:<28} " + "  ".join(f"{k} {fmt(res[k])}" for k in KINDS), flush=True)
+    return table
+
+
 def sentinel_table(bundle_dir: Path, root: Path, items: list[mvtec.TestImage], descriptors: list[tuple[float, int]],
                    edges: list[int], tops: list[float]) -> tuple[dict, float]:
     """table[setting][kind], and the median ms per image of scoring at the bundle's own settings."""
     bundle = load_bundle(bundle_dir)
     spec = bundle.spec
     diffusion = bundle.scorer(torch.device("cpu")).diffusion
-    files, images = load_images(mvtec.train_images(root), spec)
+    _, images = load_images(mvtec.train_images(root), spec)
     train, hold = holdout_split(images, 0.15, 0)
     _, test = load_images([t.path for t in items], spec)
     model, stride = diffusion.model, spec.input_stride
@@ -140,7 +157,7 @@ def sentinel_table(bundle_dir: Path, root: Path, items: list[mvtec.TestImage], d
     base = bundle.patch_memory.config
     for fw, sc in descriptors:
         cfg = PatchMapConfig(**{**base.to_dict(), "feature_weight": fw, "feature_scales": sc, "edge_px": 0})
-        pm = PatchMemory.fit(model, to_input, train, hold, cfg, input_stride=stride)
+        pm = PatchMemory.fit(model, to_input, train, cfg, input_stride=stride)
         held_raw = pm.raw_image_maps(model, to_input, hold, 8)
         test_raw = pm.raw_image_maps(model, to_input, test, 8)
         for edge in edges:
@@ -148,18 +165,8 @@ def sentinel_table(bundle_dir: Path, root: Path, items: list[mvtec.TestImage], d
                              stride)
             pe.fit_scaling(held_raw)
             z = [pe.normalise(r) for r in test_raw]
-            maps = [m.numpy() for m in z]
-            pixel = None
-            for top in tops:
-                scores = [float(m.flatten().topk(max(1, round(top * m.numel()))).values.mean()) for m in z]
-                res = judge(items, scores, maps if pixel is None else None)
-                if pixel is None:
-                    pixel = {k: (r["px"], r["pro"]) for k, r in res.items()}
-                for k, r in res.items():
-                    r["px"], r["pro"] = pixel[k]
-                name = f"fw {fw:g} scales {sc} edge {edge} top {top:g}"
-                table[name] = res
-                print(f"{'sentinel':>14}  {name:<28} " + "  ".join(f"{k} {fmt(res[k])}" for k in KINDS), flush=True)
+            table |= judge_settings("sentinel", items, z, {f"fw {fw:g} scales {sc} edge {edge} top {top:g}":
+                                                           [border_score(m, 0, top) for m in z] for top in tops})
     scorer = ImageScorer(diffusion, bundle.patch_memory)
     times = []
     with torch.inference_mode():
@@ -177,17 +184,7 @@ def reference_table(name: str, method, items, test: list[torch.Tensor], borders:
             t0 = time.perf_counter()
             raw.append(native_map(method(im), tuple(im.shape[1:])))
             times.append(time.perf_counter() - t0)
-    maps = [m.numpy() for m in raw]
-    table, pixel = {}, None
-    for border in borders:
-        res = judge(items, [border_score(m, border) for m in raw], maps if pixel is None else None)
-        if pixel is None:
-            pixel = {k: (r["px"], r["pro"]) for k, r in res.items()}
-        for k, r in res.items():
-            r["px"], r["pro"] = pixel[k]
-        table[f"border {border}"] = res
-        print(f"{name:>14}  {'border ' + str(border):<28} " + "  ".join(f"{k} {fmt(res[k])}" for k in KINDS),
-              flush=True)
+    table = judge_settings(name, items, raw, {f"border {b}": [border_score(m, b) for m in raw] for b in borders})
     return table, 1000 * statistics.median(times)
 
 

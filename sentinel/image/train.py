@@ -51,9 +51,12 @@ def fit_image_map(scorer: DiffusionScorer, fit_images: list[torch.Tensor], holdo
     def to_input(images: torch.Tensor) -> torch.Tensor:
         return scorer.extractor(images.to(scorer.device, torch.float32))
 
-    memory = PatchMemory.fit(scorer.model, to_input, fit_images, holdout_images, map_config,
-                             input_stride=spec.input_stride, seed=seed)
-    held = ImageScorer(scorer, memory).score(holdout_images).scores.numpy()
+    memory = PatchMemory.fit(scorer.model, to_input, fit_images, map_config, input_stride=spec.input_stride, seed=seed)
+    images_scorer = ImageScorer(scorer, memory)
+    held_raw = images_scorer.raw_maps(holdout_images)  # one pass: the scaling and the threshold's scores
+    images_scorer.memory.fit_scaling(held_raw)
+    memory = images_scorer.memory
+    held = images_scorer.scores_from_raw(held_raw)[0].numpy()
     calibration = calibrate(held, 1.0, len(held), quantile=0.99) if len(held) >= 2 else None
     return memory, calibration
 

@@ -28,12 +28,20 @@ class ImageScorer(WindowScorer):
         return self.extractor(images.to(d.device, torch.float32)).contiguous(memory_format=d.memory_format)
 
     @torch.inference_mode()
-    def score_maps(self, images: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def raw_maps(self, images: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each image's [H, W] distance map before z-scaling, at the scorer's precision."""
         d = self.diffusion
         with d.pipeline.autocast():
-            raw = self.memory.raw_image_maps(d.model, self._to_input, list(images), self.batch_size)
-        maps = [self.memory.normalise(m.float()).cpu() for m in raw]
+            return [m.float() for m in self.memory.raw_image_maps(d.model, self._to_input, list(images),
+                                                                 self.batch_size)]
+
+    def scores_from_raw(self, raw: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(image scores, z-like maps on the CPU) of raw maps."""
+        maps = [self.memory.normalise(m).cpu() for m in raw]
         return self.memory.image_scores(maps), maps
+
+    def score_maps(self, images: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.scores_from_raw(self.raw_maps(images))
 
     def score(self, images: torch.Tensor | list[torch.Tensor]) -> ScoreResult:
         scores, _ = self.score_maps(images)

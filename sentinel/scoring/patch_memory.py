@@ -144,7 +144,7 @@ class PatchMemory:
 
     def __init__(self, config: PatchMapConfig, memory: torch.Tensor, centre: torch.Tensor, scale: torch.Tensor,
                  input_stride: int = 1, map_mean: float = 0.0, map_std: float = 1.0,
-                 edge_mean: list[float] | None = None, edge_std: list[float] | None = None) -> None:
+                 edge_mean: torch.Tensor | None = None, edge_std: torch.Tensor | None = None) -> None:
         self.config = config
         self.memory = memory  # [N, D] descriptors, already centred and scaled
         self.centre = centre  # [D]
@@ -153,7 +153,7 @@ class PatchMemory:
         """Image pixels per model-input pixel (2 for the wavelet input)."""
         self.map_mean, self.map_std = map_mean, map_std
         self.edge_mean, self.edge_std = edge_mean, edge_std
-        """[edge_px + 1][edge_px + 1] per (distance from top/bottom, from left/right), each capped at
+        """[edge_px + 1, edge_px + 1] per (distance from top/bottom, from left/right), each capped at
         edge_px (None: the whole map uses map_mean/std). Rows and columns apart: a part's sides and
         its top are different places, and one distance to the nearest border would mix them."""
 
@@ -227,12 +227,11 @@ class PatchMemory:
     def normalise(self, raw: torch.Tensor) -> torch.Tensor:
         """An [H, W] raw map -> z-like (0 typical of normal images, 3 rare), per distance from the
         border within edge_px."""
-        z = (raw - self.map_mean) / self.map_std
-        if not self.edge_mean:
-            return z
-        dy, dx = edge_distance(tuple(raw.shape), len(self.edge_mean) - 1, raw.device)
-        mean = torch.tensor(self.edge_mean, device=raw.device, dtype=raw.dtype)[dy, dx]
-        std = torch.tensor(self.edge_std, device=raw.device, dtype=raw.dtype)[dy, dx]
+        if self.edge_mean is None or self.edge_std is None:
+            return (raw - self.map_mean) / self.map_std
+        dy, dx = edge_distance(tuple(raw.shape), self.edge_mean.shape[0] - 1, raw.device)
+        mean = self.edge_mean.to(raw.device, raw.dtype)[dy, dx]
+        std = self.edge_std.to(raw.device, raw.dtype)[dy, dx]
         return (raw - mean) / std
 
     def image_score(self, zmap: torch.Tensor) -> torch.Tensor:
@@ -246,11 +245,11 @@ class PatchMemory:
     # -- fitting --------------------------------------------------------------------------------
     @classmethod
     def fit(cls, model: UNet, to_input: Callable[[torch.Tensor], torch.Tensor], fit_images: list[torch.Tensor],
-            holdout_images: list[torch.Tensor], config: PatchMapConfig, input_stride: int = 1, seed: int = 0,
-            batch: int = 16) -> PatchMemory:
-        """Memory from normal images `fit_images` ([C, H, W] each, any sizes); the map's z-scaling
-        from `holdout_images`, which neither the memory nor (if the caller held them out) the
-        network has seen."""
+            config: PatchMapConfig, input_stride: int = 1, seed: int = 0, batch: int = 16) -> PatchMemory:
+        """Memory from normal images `fit_images` ([C, H, W] each, any sizes). Its z-scaling is
+        still the identity: `fit_scaling` sets it from raw maps of held-out normal images, which
+        neither the memory nor (if the caller held them out) the network has seen; the caller
+        makes those maps at its scoring precision and can score the same maps for a threshold."""
         gen = torch.Generator().manual_seed(seed)
         multiple = model.config.downsampling * input_stride
         with torch.inference_mode():
@@ -274,9 +273,7 @@ class PatchMemory:
             scale = weight / std
             keep = torch.randperm(flat.shape[0], generator=gen)[: config.memory_size].to(flat.device)
             memory = ((flat[keep] - centre) * scale).contiguous()
-            pm = cls(config, memory, centre, scale, input_stride)
-            pm.fit_scaling(pm.raw_image_maps(model, to_input, holdout_images, batch))
-        return pm
+        return cls(config, memory, centre, scale, input_stride)
 
     def fit_scaling(self, held: list[torch.Tensor]) -> None:
         """z-scaling from held-out normal raw maps: over all pixels, and per (distance from
@@ -300,8 +297,8 @@ class PatchMemory:
         few = count < 2  # a place no held-out image reaches (all smaller than 2 * edge_px): the overall scaling
         mean[few], std[few] = self.map_mean, self.map_std
         mean[-1], std[-1] = self.map_mean, self.map_std  # the interior: as without edge_px
-        self.edge_mean = mean.reshape(n + 1, n + 1).tolist()
-        self.edge_std = std.clamp_min(1e-6).reshape(n + 1, n + 1).tolist()
+        self.edge_mean = mean.reshape(n + 1, n + 1).float()
+        self.edge_std = std.clamp_min(1e-6).reshape(n + 1, n + 1).float()
 
     # -- bundle I/O -----------------------------------------------------------------------------
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -309,7 +306,8 @@ class PatchMemory:
 
     def meta(self) -> dict:
         return {"config": self.config.to_dict(), "map_mean": self.map_mean, "map_std": self.map_std,
-                "edge_mean": self.edge_mean, "edge_std": self.edge_std}
+                "edge_mean": None if self.edge_mean is None else self.edge_mean.tolist(),
+                "edge_std": None if self.edge_std is None else self.edge_std.tolist()}
 
     @classmethod
     def from_parts(cls, tensors: dict[str, torch.Tensor], meta: dict, config: PatchMapConfig,
@@ -317,16 +315,21 @@ class PatchMemory:
         memory, centre, scale = tensors["patch.memory"], tensors["patch.centre"], tensors["patch.scale"]
         if memory.dim() != 2 or centre.shape != scale.shape or centre.shape[0] != memory.shape[1]:
             raise ValueError(f"patch memory {tuple(memory.shape)} does not fit its centre {tuple(centre.shape)}")
-        edge_mean, edge_std = meta.get("edge_mean"), meta.get("edge_std")
+        tables = {k: None if meta.get(k) is None else torch.tensor(meta[k], dtype=torch.float32)
+                  for k in ("edge_mean", "edge_std")}
         n = config.edge_px + 1
         want = None if config.edge_px == 0 else (n, n)
-        for name, table in (("edge_mean", edge_mean), ("edge_std", edge_std)):
-            got = None if table is None else tuple(torch.tensor(table).shape)
+        for name, table in tables.items():
+            got = None if table is None else tuple(table.shape)
             if got != want:
                 raise ValueError(f"image_map {name} has shape {got}, edge_px {config.edge_px} implies {want}")
+        edge_mean, edge_std = tables["edge_mean"], tables["edge_std"]
         return cls(config, memory, centre, scale, input_stride, float(meta["map_mean"]), float(meta["map_std"]),
                    edge_mean, edge_std)
 
     def to(self, device: torch.device) -> PatchMemory:
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
         return PatchMemory(self.config, self.memory.to(device), self.centre.to(device), self.scale.to(device),
-                           self.input_stride, self.map_mean, self.map_std, self.edge_mean, self.edge_std)
+                           self.input_stride, self.map_mean, self.map_std, move(self.edge_mean), move(self.edge_std))

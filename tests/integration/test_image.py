@@ -2,6 +2,7 @@
 texture with synthetic defects -> train -> calibrate -> score with maps -> eval with pixel AUROC."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,15 +33,19 @@ def category(tmp_path_factory):
     return build_mvtec_category(_texture(), root, crop=64, n_train=40, n_test_good=8, n_per_defect=4)
 
 
-@pytest.fixture(scope="module")
-def image_bundle(category, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("imgbundle")
-    cfg = tmp / "tiny.yaml"
-    cfg.write_text(TINY_IMAGE_CONFIG)
+def train_image_bundle(data: Path, config_text: str, tmp: Path) -> Path:
+    """`sentinel train --modality image` on `data` with this config; the bundle's folder."""
+    cfg = tmp / "train.yaml"
+    cfg.write_text(config_text)
     out = tmp / "bundle"
-    run_cli("train", "--modality", "image", "--data", str(category), "--out", str(out), "--config", str(cfg),
+    run_cli("train", "--modality", "image", "--data", str(data), "--out", str(out), "--config", str(cfg),
             check=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def image_bundle(category, tmp_path_factory):
+    return train_image_bundle(category, TINY_IMAGE_CONFIG, tmp_path_factory.mktemp("imgbundle"))
 
 
 def test_layout_is_mvtec(category):

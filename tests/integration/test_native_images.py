@@ -9,7 +9,7 @@ from PIL import Image
 
 from sentinel.image.defects import GREY_DEFECTS, build_mvtec_category
 from tests.conftest import run_cli
-from tests.integration.test_image import _texture
+from tests.integration.test_image import _texture, train_image_bundle
 
 NATIVE_CONFIG = """
 device: cpu
@@ -31,13 +31,7 @@ def tiles(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def native_bundle(tiles, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("nativebundle")
-    cfg = tmp / "native.yaml"
-    cfg.write_text(NATIVE_CONFIG)
-    out = tmp / "bundle"
-    run_cli("train", "--modality", "image", "--data", str(tiles), "--out", str(out), "--config", str(cfg),
-            check=True)
-    return out
+    return train_image_bundle(tiles, NATIVE_CONFIG, tmp_path_factory.mktemp("nativebundle"))
 
 
 def test_images_keep_their_size_and_are_grey(tiles):

@@ -79,7 +79,8 @@ def _memory(config: PatchMapConfig, images: list[torch.Tensor]) -> tuple[PatchMe
     model = UNet(UNetConfig(in_channels=spec.channels, base_channels=8)).eval()
     extractor = ImageExtractor(spec)
     extractor.fit_normalisation(images)
-    pm = PatchMemory.fit(model, extractor, images[:12], images[12:], config, input_stride=spec.input_stride)
+    pm = PatchMemory.fit(model, extractor, images[:12], config, input_stride=spec.input_stride)
+    pm.fit_scaling(pm.raw_image_maps(model, extractor, images[12:], batch=4))
     return pm, model, extractor
 
 
