@@ -195,7 +195,7 @@ def main() -> None:
     ap.add_argument("--memory", type=int, default=4096, help="patch kNN reference: memory size")
     ap.add_argument("--borders", type=int, nargs="+", default=[0, 16, 32])
     ap.add_argument("--descriptors", nargs="+", default=["0.5:2", "2:2", "1:3", "2:3"],
-                    help="Sentinel: feature_weight:feature_scales pairs tried (each refits the memory, ~4 min)")
+                    help="Sentinel: feature_weight:feature_scales pairs (each refits the memory: ~7 min, 2 cores)")
     ap.add_argument("--edges", type=int, nargs="+", default=[0, 16, 32], help="Sentinel: edge_px values tried")
     ap.add_argument("--tops", type=float, nargs="+", default=[0.0005, 0.002], help="Sentinel: top_fraction values")
     args = ap.parse_args()
