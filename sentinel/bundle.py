@@ -64,6 +64,30 @@ class Bundle:
     patch_memory: PatchMemory | None = None
     """Image bundles: the normal patch memory behind their anomaly maps (None: residual maps, as
     image bundles from before it were scored)."""
+    machines: list[str] = field(default_factory=list)
+    """Fleet bundles: the machines one network was trained for, in id order (id = position + 1).
+    Empty: a bundle of one machine."""
+    fleet: dict[str, tuple[NormalStats, PostProcessor]] = field(default_factory=dict)
+    """Fleet bundles: each machine's normal statistics and post-processor (its threshold)."""
+    machine: str | None = None
+    """A fleet bundle seen as one of its machines (`for_machine`): whose `stats` and `post` these are."""
+
+    def for_machine(self, name: str | None) -> Bundle:
+        """The bundle as machine `name` scores it (a fleet's; None for a bundle of one machine).
+        It shares the fleet's post-processors: calibrating it and `write_meta` keep every machine."""
+        where = f"bundle {self.path or '(unsaved)'}"
+        if not self.machines:
+            if name is None:
+                return self
+            raise BundleError(f"{where}: trained on one machine, it knows no machine {name!r}; drop --machine "
+                              "(or sources[].machine), or train a fleet with --data NAME=DIR ...")
+        if name is None:
+            raise BundleError(f"{where}: a fleet bundle of {', '.join(self.machines)}; say which machine the "
+                              "sound is (--machine NAME, NAME=DIR, or sources[].machine)")
+        if name not in self.fleet:
+            raise BundleError(f"{where}: no machine {name!r} in this fleet; it knows {', '.join(self.machines)}")
+        stats, post = self.fleet[name]
+        return dataclasses.replace(self, stats=stats, post=post, machine=name)
 
     @property
     def features(self) -> FeatureSpec:
@@ -114,6 +138,13 @@ class Bundle:
         if isinstance(model, DenseAutoencoder):
             assert isinstance(extractor, FeatureExtractor)
             return AutoencoderScorer(model, extractor, scoring, post, device=device)
+        if self.machines:
+            if self.machine is None:
+                self.for_machine(None)  # raises: which machine?
+            ids = {name: i for i, name in enumerate(self.machines, start=1)}
+            fleet = {ids[n]: (st, dataclasses.replace(pp, config=scoring)) for n, (st, pp) in self.fleet.items()}
+            return DiffusionScorer(model, self.scheduler, extractor, scoring, self.stats, post, device=device,
+                                   machine=ids[self.machine or ""], fleet=fleet)
         diffusion = DiffusionScorer(model, self.scheduler, extractor, scoring, self.stats, post, device=device)
         return ImageScorer(diffusion, self.patch_memory) if self.patch_memory is not None else diffusion
 
@@ -132,8 +163,12 @@ def _meta(bundle: Bundle) -> dict:
         "model": bundle.model.config.to_dict(),
         "scheduler": bundle.scheduler.to_dict(),
         "scoring": bundle.scoring.to_dict(),
-        "postprocess": bundle.post.to_dict() if bundle.post else None,
+        # a fleet's machines keep theirs under "fleet"; its own is the uncalibrated recipe's
+        "postprocess": (PostProcessor(bundle.scoring) if bundle.machine else bundle.post).to_dict()
+        if bundle.post else None,
         "image_map": bundle.patch_memory.meta() if bundle.patch_memory else None,
+        "fleet": {"machines": bundle.machines, "postprocess": {n: pp.to_dict() for n, (_, pp) in bundle.fleet.items()}}
+        if bundle.machines else None,
         "training": bundle.training,
     }
 
@@ -144,12 +179,14 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v for k, v in bundle.model.state_dict().items()}
     tensors.update({f"features.{k}": v for k, v in bundle.extractor.named_buffers() if k in _NORMALISATION})
-    if bundle.stats is not None:
-        tensors.update(bundle.stats.tensors())
+    if bundle.stats is not None:  # a fleet's are its first machine's: a copy (safetensors refuses shared memory)
+        tensors.update({k: v.clone() if bundle.machines else v for k, v in bundle.stats.tensors().items()})
     if bundle.patch_memory is not None:
         tensors.update(bundle.patch_memory.tensors())
-    if bundle.post is not None:
+    if bundle.post is not None and bundle.machine is None:
         tensors.update(bundle.post.tensors())
+    for name, (stats, post) in bundle.fleet.items():
+        tensors.update({f"machine.{name}.{k}": v for k, v in (stats.tensors() | post.tensors()).items()})
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     atomic_write(path / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
     bundle.bundle_id = hashlib.sha256((path / WEIGHTS).read_bytes()).hexdigest()[:12]
@@ -273,6 +310,7 @@ def load_bundle(path: str | Path) -> Bundle:
             map_config = _typed(PatchMapConfig, meta["image_map"].get("config"), "image_map.config", path)
             stride = spec.input_stride
             patch_memory = PatchMemory.from_parts(tensors, meta["image_map"], map_config, stride)
+        machines, fleet = _fleet(meta.get("fleet"), scoring, tensors, path)
     except KeyError as e:
         raise BundleError(f"bundle {path}: {WEIGHTS} or {META} lacks {e.args[0]!r}; retrain the bundle") from None
     except (RuntimeError, TypeError, ValueError) as e:
@@ -289,4 +327,24 @@ def load_bundle(path: str | Path) -> Bundle:
         bundle_id=meta.get("bundle_id", ""),
         path=path,
         patch_memory=patch_memory,
+        machines=machines,
+        fleet=fleet,
     )
+
+
+def _fleet(meta: dict | None, scoring: ScoringConfig, tensors: dict[str, torch.Tensor], path: Path
+           ) -> tuple[list[str], dict[str, tuple[NormalStats, PostProcessor]]]:
+    """A fleet bundle's machines and their statistics and post-processors ([], {}: one machine)."""
+    if not meta:
+        return [], {}
+    machines = [str(m) for m in meta.get("machines") or []]
+    posts = meta.get("postprocess") or {}
+    fleet = {}
+    for name in machines:
+        prefix = f"machine.{name}."
+        own = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        if name not in posts or "stats.residual_mean" not in own:
+            raise BundleError(f"bundle {path}: fleet machine {name!r} has no statistics (damaged, or edited); "
+                              "retrain the bundle")
+        fleet[name] = (NormalStats.from_tensors(own), PostProcessor.from_dict(scoring, posts[name], own))
+    return machines, fleet

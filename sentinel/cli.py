@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 import traceback
@@ -23,12 +24,30 @@ def _warn(msg: str) -> None:
     print(f"sentinel: warning: {msg}", file=sys.stderr, flush=True)
 
 
-def _load(bundle_path: str, device: str):
+def _load(bundle_path: str, device: str, machine: str | None = None):
     from sentinel.bundle import load_bundle
     from sentinel.devices import resolve_device
 
-    bundle = load_bundle(bundle_path)
+    bundle = load_bundle(bundle_path).for_machine(machine)
     return bundle, bundle.scorer(resolve_device(device))
+
+
+NAME = re.compile(r"^([A-Za-z0-9_.-]+)=(.+)$")
+
+
+def named(values: list[str] | None, flag: str) -> tuple[dict[str, list[str]], list[str]]:
+    """({machine: paths} of NAME=DIR values, plain values); one flag takes one kind or the other."""
+    out: dict[str, list[str]] = {}
+    plain: list[str] = []
+    for v in values or []:
+        m = NAME.match(v)
+        if m and not Path(v).exists():
+            out.setdefault(m[1], []).append(m[2])
+        else:
+            plain.append(v)
+    if out and plain:
+        raise DataError(f"{flag}: {plain[0]!r} has no machine name while others do; give every one as NAME=DIR")
+    return out, plain
 
 
 def _train_data(args: argparse.Namespace) -> list:
@@ -43,7 +62,8 @@ def _train_data(args: argparse.Namespace) -> list:
         return files
     if not args.data:
         raise DataError("train: give --data DIR (or --dataset urbansound8k --root DIR)")
-    return args.data
+    machines, plain = named(args.data, "train --data")
+    return machines or plain
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -60,6 +80,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = resolve_device(args.device or cfg.device)
     common = {"device": device, "log": get_logger("sentinel.train").info,
               "on_file_error": lambda m: _warn(f"skipped {m}")}
+    if args.outliers and (args.model == "autoencoder" or args.modality == "image"):
+        raise DataError("train --outliers: only diffusion fleets of audio learn from outliers; drop it")
     if args.model == "autoencoder":
         from sentinel.training.autoencoder import train_autoencoder
 
@@ -84,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise DataError("train --dataset mvtec: add --modality image (MVTec AD holds images)")
         result = train(data=_train_data(args), out=args.out, features=cfg.features, model_config=cfg.model,
                        scheduler_config=cfg.scheduler, scoring=cfg.scoring, config=tcfg, resume=args.resume,
-                       **common)
+                       outliers=args.outliers, **common)
     if result.bundle is None:  # a non-zero rank of a distributed run: rank 0 reports
         return 0
     print(json.dumps({"bundle": str(args.out), "bundle_id": result.bundle.bundle_id, "steps": result.steps,
@@ -93,26 +115,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    machines, plain = named(args.normal, "calibrate --normal")
+    if machines and args.machine:
+        raise DataError("calibrate: give --machine NAME with plain --normal DIR, or NAME=DIR without --machine")
+    for machine, normal in (machines or {args.machine: plain}).items():
+        _calibrate(args, machine, normal)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace, machine: str | None, normal: list[str]) -> None:
     from sentinel.bundle import write_meta
     from sentinel.scoring.calibration import calibrate
 
-    bundle, scorer = _load(args.bundle, args.device)
+    bundle, scorer = _load(args.bundle, args.device, machine)
     if bundle.modality == "image":
         from sentinel.evaluation import training_images_warning
         from sentinel.image.maps import score_image_files
 
         if args.false_alarms_per_hour is not None:
             raise DataError("calibrate: an image bundle has no time axis; use --quantile Q (default 0.99)")
-        if (msg := training_images_warning(bundle, args.normal)) is not None:
+        if (msg := training_images_warning(bundle, normal)) is not None:
             _warn(msg)
-        scores = np.array([r.score for r in score_image_files(scorer, bundle.spec, args.normal, warn=_warn)])
+        scores = np.array([r.score for r in score_image_files(scorer, bundle.spec, normal, warn=_warn)])
         n_files, rate, quantile = len(scores), None, args.quantile or 0.99
     else:
         from sentinel.recordings import score_files
 
-        scored = score_files(scorer, args.normal, warn=_warn)
+        scored = score_files(scorer, normal, warn=_warn)
         if not scored:
-            raise DataError(f"{', '.join(args.normal)}: no readable normal recordings to calibrate on")
+            raise DataError(f"{', '.join(normal)}: no readable normal recordings to calibrate on")
         scores = np.concatenate([s.scores for s in scored])
         n_files, quantile = len(scored), args.quantile
         rate = None if args.quantile is not None else (args.false_alarms_per_hour or 1.0)
@@ -123,10 +154,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     bundle.calibration = cal
     write_meta(bundle)
     flagged = sum(bool(bundle.post.window_flagged(float(v))) for v in scores)
-    print(json.dumps({"bundle": str(args.bundle), "threshold": round(cal.threshold, 4), "method": cal.method,
-                      "target": cal.target, "normal_windows": cal.n_windows, "normal_files": cal.n_files,
-                      "normal_windows_above": flagged}))
-    return 0
+    print(json.dumps({"bundle": str(args.bundle), **({"machine": machine} if machine else {}),
+                      "threshold": round(cal.threshold, 4), "method": cal.method, "target": cal.target,
+                      "normal_windows": cal.n_windows, "normal_files": cal.n_files, "normal_windows_above": flagged}))
 
 
 def _score_images(args: argparse.Namespace, bundle, scorer) -> int:
@@ -153,7 +183,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from sentinel.recordings import score_files
     from sentinel.render import write_plots, write_report
 
-    bundle, scorer = _load(args.bundle, args.device)
+    bundle, scorer = _load(args.bundle, args.device, args.machine)
     if bundle.modality == "image":
         if args.report:
             raise DataError("score --report: the HTML report is for audio bundles; use --maps DIR for images")
@@ -200,20 +230,43 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    normal, _ = named(args.normal, "eval --normal")
+    anomalous, _ = named(args.anomalous, "eval --anomalous")
+    if not normal and not anomalous:
+        _eval(args, args.machine, args.normal, args.anomalous)
+        return 0
+    if args.machine or set(normal) != set(anomalous):
+        raise DataError("eval: give every machine as both --normal NAME=DIR and --anomalous NAME=DIR (and no "
+                        "--machine)")
+    results = []
+    for machine in normal:
+        results.append(_eval(args, machine, normal[machine], anomalous[machine]))
+    mean = {k: float(np.mean([r[k] for r in results])) for k in ("auc", "pauc")}
+    if args.format == "json":
+        print(json.dumps({"kind": "mean", "machines": list(normal), **mean}))
+    else:
+        print(f"\nmean over {len(results)} machines: AUC {mean['auc']:.3f}  pAUC {mean['pauc']:.3f}")
+    return 0
+
+
+def _eval(args: argparse.Namespace, machine: str | None, normal: list[str] | None, anomalous: list[str] | None
+          ) -> dict:
     from sentinel import evaluation
 
-    bundle, scorer = _load(args.bundle, args.device)
+    bundle, scorer = _load(args.bundle, args.device, machine)
     if bundle.modality == "image":
-        labelled = evaluation.eval_images(scorer, bundle, args.dataset, args.root, args.normal, args.anomalous, _warn)
+        labelled = evaluation.eval_images(scorer, bundle, args.dataset, args.root, normal, anomalous, _warn)
     elif args.dataset == "mvtec":
         raise DataError("--dataset mvtec: this bundle scores audio; train one with --modality image")
     elif args.dataset == "urbansound8k":
         labelled = evaluation.eval_urbansound8k(scorer, args.root, args.normal_classes, args.test_fold, _warn)
     else:
-        if not args.normal or not args.anomalous:
+        if not normal or not anomalous:
             raise DataError("eval: give --normal DIR and --anomalous DIR (or --dataset urbansound8k --root DIR)")
-        labelled = evaluation.eval_folders(scorer, args.normal, args.anomalous, _warn)
+        labelled = evaluation.eval_folders(scorer, normal, anomalous, _warn)
     result = labelled.result(bundle.bundle_id, bundle.threshold)
+    if machine:
+        result["machine"] = machine
     if args.plot:
         from sentinel.plots import roc_plot
 
@@ -222,8 +275,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result))
     else:
+        if machine:
+            print(f"machine {machine}")
         evaluation.print_table(result)
-    return 0
+    return result
 
 
 COMMANDS = {"train": cmd_train, "calibrate": cmd_calibrate, "score": cmd_score, "eval": cmd_eval,

@@ -70,8 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model bundle on folders of normal recordings",
                        description="Train the diffusion denoiser on normal recordings (folders are searched "
                        "recursively) and write a bundle: weights.safetensors + bundle.json.")
-    t.add_argument("--data", action="append", metavar="DIR",
-                   help="folder, file or glob of normal recordings (repeatable)")
+    t.add_argument("--data", action="append", metavar="[NAME=]DIR",
+                   help="folder, file or glob of normal recordings (repeatable); NAME=DIR for each of several "
+                   "machines trains one fleet bundle that learns them together (score with --machine NAME)")
+    t.add_argument("--outliers", action="append", metavar="DIR",
+                   help="fleet bundles: recordings known to be none of the machines (other machines, foreign "
+                   "sound; repeatable): the fleet also learns what is not one of its own")
     _dataset_flags(t)
     t.add_argument("--model", choices=["diffusion", "autoencoder"], default="diffusion",
                    help="diffusion (Sentinel's detector, default) or autoencoder (the DCASE 2020 Task 2 baseline, "
@@ -92,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score normal recordings and store a window threshold in the bundle, "
                        "by a target false-alarm rate (default 1 per hour) or a quantile of normal scores.")
     c.add_argument("bundle", metavar="BUNDLE")
-    c.add_argument("--normal", action="append", required=True, metavar="DIR",
-                   help="folder, file or glob of normal recordings (repeatable)")
+    c.add_argument("--normal", action="append", required=True, metavar="[NAME=]DIR",
+                   help="folder, file or glob of normal recordings (repeatable); fleet bundles: NAME=DIR calibrates "
+                   "machine NAME (each machine has its own threshold)")
+    c.add_argument("--machine", metavar="NAME", help="fleet bundles: the machine --normal DIR is")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--false-alarms-per-hour", type=_positive_float, metavar="R",
                    help="target false alarms per hour of normal audio (default 1)")
@@ -114,14 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", metavar="HTML", help="audio bundles: write one self-contained HTML page with every "
                    "file's spectrogram, window scores, threshold and flagged windows")
     s.add_argument("--maps", metavar="DIR", help="image bundles: write each image's anomaly map over it as a PNG here")
+    s.add_argument("--machine", metavar="NAME", help="fleet bundles: which of its machines the recordings are")
     s.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
 
     e = sub.add_parser("eval", help="file-level AUC and pAUC on labelled recordings",
                        description="Score normal and anomalous recordings and report file-level AUC and "
                        "pAUC (max FPR 0.1, as DCASE does), with an optional ROC and histogram plot.")
     e.add_argument("bundle", metavar="BUNDLE")
-    e.add_argument("--normal", action="append", metavar="DIR", help="normal recordings")
-    e.add_argument("--anomalous", action="append", metavar="DIR", help="anomalous recordings")
+    e.add_argument("--normal", action="append", metavar="[NAME=]DIR", help="normal recordings (fleet bundles: "
+                   "NAME=DIR for machine NAME; each named machine is evaluated, then their mean)")
+    e.add_argument("--anomalous", action="append", metavar="[NAME=]DIR", help="anomalous recordings")
+    e.add_argument("--machine", metavar="NAME", help="fleet bundles: the machine plain --normal/--anomalous DIRs are")
     _dataset_flags(e)
     e.add_argument("--plot", metavar="PNG", help="write a ROC curve and score histograms here")
     e.add_argument("--format", choices=["json", "table"], default="table", help="output format (default table)")

@@ -34,19 +34,23 @@ class ReconstructionPipeline:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _net(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+    def _net(self, x: torch.Tensor, t: torch.Tensor | int, machine: torch.Tensor | None) -> torch.Tensor:
         """The denoiser's epsilon, in float32 whatever precision the pass ran in."""
         with self.autocast():
-            return self.model(x, t).float()
+            return (self.model(x, t) if machine is None else self.model(x, t, machine)).float()
 
-    def __call__(self, x0: torch.Tensor) -> list[torch.Tensor]:
+    def __call__(self, x0: torch.Tensor, machine: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """`machine`: [B] ids a fleet network denoises each input as (None: unconditioned)."""
+        if machine is not None:
+            machine = machine.to(self.device)
         if self.steps == 1:
             # All strengths in one network pass: x̂0 from x_t is exact algebra on epŝ.
             n, b = len(self.timesteps), x0.shape[0]
             t = torch.tensor(self.timesteps, device=self.device).repeat_interleave(b)
             noise = self.noise.repeat_interleave(b, dim=0)
             xt = self.schedule.add_noise(x0.repeat(n, 1, 1, 1), noise, t)
-            x0_hat = self.schedule.pred_original(xt, self._net(xt, t), t)
+            ids = None if machine is None else machine.repeat(n)
+            x0_hat = self.schedule.pred_original(xt, self._net(xt, t, ids), t)
             return list(x0_hat.split(b))
         out = []
         for i, strength in enumerate(self.strengths):
@@ -54,6 +58,6 @@ class ReconstructionPipeline:
             sched.set_timesteps(self.steps, strength=strength)
             x = self.schedule.add_noise(x0, self.noise[i].expand_as(x0), int(sched.timesteps[0]))
             for t in sched.timesteps.tolist():
-                x = sched.step(self._net(x, t), t, x).prev_sample
+                x = sched.step(self._net(x, t, machine), t, x).prev_sample
             out.append(x)
         return out

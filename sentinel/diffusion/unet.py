@@ -32,6 +32,10 @@ class UNetConfig:
     ] = True
     num_heads: Annotated[int, Field(ge=1, description="Attention heads.")] = 4
     dropout: Annotated[float, Field(ge=0, lt=1, description="Dropout inside residual blocks.")] = 0.0
+    num_machines: Annotated[
+        int, Field(ge=0, description="Machines of a fleet bundle (set by `sentinel train --data NAME=DIR ...`; a "
+                   "value here is ignored). 0: one machine, no machine id, no classifier.")
+    ] = 0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -105,9 +109,23 @@ class _Level(nn.Module):
         return self.attn(h)
 
 
+def pool_features(feats: list[torch.Tensor]) -> torch.Tensor:
+    """Mean and std over time-frequency of every channel at every scale -> [B, D]."""
+    parts = []
+    for f in feats:
+        flat = f.flatten(2)
+        parts += [flat.mean(-1), flat.std(-1)]
+    return torch.cat(parts, dim=1)
+
+
 class UNet(nn.Module):
     """`forward(x, t) -> eps`; `encode(x, t)` -> the multi-scale encoder features (finest first,
-    bottleneck last), which the scorer uses for its semantic discrepancy at half the cost."""
+    bottleneck last), which the scorer uses for its semantic discrepancy at half the cost.
+
+    A fleet network (`num_machines` > 0) also takes a machine id per input, 1..num_machines, 0 being
+    the null id (the unconditional model, trained by dropping ids). Only the decoder hears the id:
+    the encoder stays machine-blind, so `classify(encode(x, t))` (which machine, 0 = none of
+    them) says what the sound itself says, not what it was told."""
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
@@ -142,6 +160,11 @@ class UNet(nn.Module):
             self.up.append(_Level(blocks, attn(i, ch)))
             self.upsample.append(nn.Conv2d(ch, chans[i - 1], 3, padding=1) if i > 0 else nn.Identity())
             cin = chans[i - 1] if i > 0 else ch
+        if config.num_machines:
+            self.machine_embedding = nn.Embedding(config.num_machines + 1, temb)
+            nn.init.zeros_(self.machine_embedding.weight)  # starts as the unconditional network
+            dim = sum(2 * c for c in chans) + 2 * chans[-1]  # pooled mean/std of every scale and the middle
+            self.classifier = nn.Linear(dim, config.num_machines + 1)
         self.norm_out = nn.GroupNorm(_groups(base), base)
         self.conv_out = nn.Conv2d(base, config.in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
@@ -166,12 +189,25 @@ class UNet(nn.Module):
     def encode(self, x: torch.Tensor, t: torch.Tensor | int) -> list[torch.Tensor]:
         return self._encode(x, self._embed(x, t))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+    def classify(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """[B, num_machines + 1] logits of which machine encoder features come from (0: none)."""
+        return self.classifier(pool_features(feats))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | int, machine: torch.Tensor | None = None,
+                with_logits: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """eps; with `with_logits`, (eps, the machine logits of the same encoder pass: None for a
+        network of one machine). One method for both, so that DDP sees every call."""
         emb = self._embed(x, t)
         feats = self._encode(x, emb)
+        logits = self.classify(feats) if self.config.num_machines else None
+        dec = emb
+        if self.config.num_machines:
+            ids = torch.zeros(x.shape[0], dtype=torch.long, device=x.device) if machine is None else machine
+            dec = emb + self.machine_embedding(ids.to(x.device))
         h = feats.pop()
         for level, up in zip(self.up, self.upsample, strict=True):
-            h = level(torch.cat([h, feats.pop()], dim=1), emb)
+            h = level(torch.cat([h, feats.pop()], dim=1), dec)
             if not isinstance(up, nn.Identity):
                 h = up(F.interpolate(h, scale_factor=2, mode="nearest"))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        eps = self.conv_out(F.silu(self.norm_out(h)))
+        return (eps, logits) if with_logits else eps

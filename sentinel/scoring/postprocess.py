@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from sentinel.scoring.calibration import Calibration
-from sentinel.scoring.config import ScoringConfig
+from sentinel.scoring.config import OPTIONAL, ScoringConfig
 
 
 @dataclass
@@ -114,8 +114,9 @@ class PostProcessor:
         cfg = self.config
         weights = cfg.weights if weights is None else weights
         tolerance = cfg.level_tolerance_db if level_tolerance_db is None else level_tolerance_db
-        # span without statistics (recordings shorter than a span at training) counts as weight 0
-        w = {k: v for k, v in weights.items() if v > 0 and (k != "span" or "span" in self.component_mean)}
+        # span without statistics (recordings shorter than a span at training), machine without a
+        # fleet: weight 0
+        w = {k: v for k, v in weights.items() if v > 0 and (k not in OPTIONAL or k in self.component_mean)}
         if not w:
             raise ValueError("scoring.weights: every component weight is 0; enable at least one")
         missing = [k for k in w if k not in self.component_mean]

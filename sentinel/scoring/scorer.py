@@ -22,6 +22,11 @@ and then combined:
               the spread normal audio has at the same count of windows (fitted on held-out
               recordings): a young span counts as evidence from its second window on, without
               false alarms from its noise.
+- machine:    fleet bundles only: -log p(own machine | window) from the classifier on the
+              denoiser's machine-blind encoder (sentinel.diffusion.unet): how much less the window
+              sounds like its own machine than like its siblings (or like the outliers it was shown).
+              The decoder is told the machine, so the reconstruction terms measure the distance to
+              that machine's normal sound, and every statistic is the machine's own.
 
 This module measures the raw components; their z-scaling, combination, file score and verdict
 are the bundle's post-processor (postprocess.py); their statistics are fitted at training
@@ -30,6 +35,7 @@ are the bundle's post-processor (postprocess.py); their statistics are fitted at
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +46,7 @@ import torch.nn.functional as F
 
 from sentinel.diffusion.pipeline import ReconstructionPipeline
 from sentinel.diffusion.schedulers import SchedulerConfig
-from sentinel.diffusion.unet import UNet
+from sentinel.diffusion.unet import UNet, pool_features
 from sentinel.features.extractor import FeatureExtractor
 from sentinel.scoring.config import COMPONENTS, ScoringConfig
 from sentinel.scoring.postprocess import PostProcessor
@@ -83,15 +89,13 @@ class Raw:
     """[B, mels]: each band's peak over the window above its median (normalised log-mel): what a
     short sound adds to the machine's steady one, nearly blind to that background. What
     "that was normal" remembers a sound by (PostProcessor.accepted)."""
+    logits: torch.Tensor | None = None
+    """[B, machines + 1] fleet networks: which machine the encoder hears (0: none of them)."""
 
-
-def _pool_features(feats: list[torch.Tensor]) -> torch.Tensor:
-    """Mean and std over time-frequency of every channel at every scale -> [B, D]."""
-    parts = []
-    for f in feats:
-        flat = f.flatten(2)
-        parts += [flat.mean(-1), flat.std(-1)]
-    return torch.cat(parts, dim=1)
+    def rows(self, idx: torch.Tensor) -> Raw:
+        """The same measurements for some windows only."""
+        return Raw(*(None if getattr(self, f.name) is None else getattr(self, f.name)[idx.to(
+            getattr(self, f.name).device)] for f in dataclasses.fields(Raw)))
 
 
 class WindowScorer:
@@ -135,7 +139,12 @@ class DiffusionScorer(WindowScorer):
         device: torch.device | str = "cpu",
         channels_last: bool = True,
         precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
+        machine: int | None = None,
+        fleet: dict[int, tuple[NormalStats, PostProcessor]] | None = None,
     ) -> None:
+        """A fleet network's scorer is one machine's (`machine`, 1-based, with that machine's
+        `stats` and `post`); `fleet` holds every machine's, so that `score(..., machines=)` scores
+        windows of all of them in one network pass, and `view(m)` is machine m's scorer."""
         self.device = torch.device(device)
         # Network passes in bf16 on a GPU (tensor cores; about half the memory traffic); on a CPU
         # without bf16 units (AVX2 only) it is slower than float32, so "auto" keeps float32 there.
@@ -152,14 +161,29 @@ class DiffusionScorer(WindowScorer):
         self.config = config
         self.stats = stats.to(self.device) if stats is not None else None
         self.post = post if post is not None else PostProcessor(config)
+        self.machine = machine
+        self.fleet = {m: (st.to(self.device), pp) for m, (st, pp) in (fleet or {}).items()}
         self.batch_size = config.batch_size or (8 if self.device.type == "cpu" else 256)
         self.pipeline = ReconstructionPipeline(model, scheduler_config, config.strengths, config.steps,
                                                config.noise_seed, extractor.spec.input_shape, self.device,
                                                autocast_dtype)
 
-    def reconstruct(self, x0: torch.Tensor) -> list[torch.Tensor]:
-        """One reconstruction of x0 per strength."""
-        return self.pipeline(x0)
+    def reconstruct(self, x0: torch.Tensor, machines: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """One reconstruction of x0 per strength (a fleet network's: as each row's machine, by
+        default this scorer's)."""
+        if machines is None and self.machine is not None:
+            machines = torch.full((x0.shape[0],), self.machine, dtype=torch.long)
+        return self.pipeline(x0, machines)
+
+    def view(self, machine: int) -> DiffusionScorer:
+        """Machine `machine`'s scorer of the same fleet: the same network, its own statistics."""
+        if machine == self.machine:
+            return self
+        if machine not in self.fleet:
+            raise KeyError(machine)
+        out = copy.copy(self)
+        out.machine, (out.stats, out.post) = machine, self.fleet[machine]
+        return out
 
     def _need_stats(self) -> NormalStats:
         if self.stats is None or not self.post.component_mean:
@@ -168,7 +192,7 @@ class DiffusionScorer(WindowScorer):
         return self.stats
 
     @torch.inference_mode()
-    def _raw(self, windows: torch.Tensor, every_component: bool = False) -> Raw:
+    def _raw(self, windows: torch.Tensor, every_component: bool = False, machines: torch.Tensor | None = None) -> Raw:
         ex = self.extractor
         windows = windows.to(self.device, torch.float32)
         norm = None
@@ -179,7 +203,7 @@ class DiffusionScorer(WindowScorer):
         else:  # images: no time axis, no span
             x0, level = ex.inputs(windows)
         x0 = x0.contiguous(memory_format=self.memory_format)
-        recons = self.reconstruct(x0)
+        recons = self.reconstruct(x0, machines)
         residual = torch.stack([(r - x0).pow(2).mean(1) for r in recons]).mean(0)
         # Level-free log-mel mean and spread per bin (what a clip Gaussian looks at) and the
         # residual per frequency row (what the denoiser could not rebuild), in log: both skewed.
@@ -199,14 +223,21 @@ class DiffusionScorer(WindowScorer):
                 ref, rec = f[:b], f[b:].reshape(len(recons), b, *f.shape[1:])
                 cos = F.cosine_similarity(ref.unsqueeze(0), rec, dim=2)  # [L, B, h, w]
                 discrepancy += (1 - cos).mean(dim=(0, 2, 3)) / len(feats)
-        embedding = _pool_features([f[:b] for f in feats])
+        embedding = pool_features([f[:b] for f in feats])
         signature = (norm.amax(-1) - norm.median(-1).values).float() if norm is not None else None
-        return Raw(residual, discrepancy, embedding, level, profile.float(), signature)
+        logits = None
+        if self.model.config.num_machines:
+            with self.pipeline.autocast():
+                logits = self.model.classifier(embedding).float()
+        return Raw(residual, discrepancy, embedding, level, profile.float(), signature, logits)
 
-    def raw(self, windows: torch.Tensor, every_component: bool = False) -> Raw:
+    def raw(self, windows: torch.Tensor, every_component: bool = False, machines: torch.Tensor | None = None) -> Raw:
         """One network pass per batch of windows; `every_component` also encodes the reconstructions
-        (the semantic term) whatever its weight."""
-        parts = [self._raw(chunk, every_component) for chunk in windows.split(self.batch_size)]
+        (the semantic term) whatever its weight; `machines` ([B] ids) denoises each window as its
+        machine's (fleet networks; default this scorer's machine)."""
+        ids = [None] * len(windows.split(self.batch_size)) if machines is None else machines.split(self.batch_size)
+        parts = [self._raw(chunk, every_component, m) for chunk, m in zip(windows.split(self.batch_size), ids,
+                                                                          strict=True)]
         return Raw(*(None if getattr(parts[0], f.name) is None else torch.cat([getattr(p, f.name) for p in parts])
                      for f in dataclasses.fields(Raw)))  # images have no signature
 
@@ -218,13 +249,16 @@ class DiffusionScorer(WindowScorer):
         smooth = F.avg_pool2d(z.unsqueeze(1), k, stride=1, padding=k // 2, count_include_pad=False).flatten(1)
         top = max(1, int(round(cfg.topk_fraction * smooth.shape[1])))
         d = raw.embedding - stats.embed_mean
-        return {
+        out = {
             "recon_mean": z.flatten(1).mean(1),
             "recon_topk": smooth.topk(top, dim=1).values.mean(1),
             "feature": raw.feature,
             "embedding": mahalanobis(d, stats.embed_precision),
             "level": raw.level,
         }
+        if raw.logits is not None and self.machine is not None:
+            out["machine"] = raw.logits.logsumexp(1) - raw.logits[:, self.machine]
+        return out
 
     @property
     def span_windows(self) -> int:
@@ -288,17 +322,40 @@ class DiffusionScorer(WindowScorer):
             maps.append(F.avg_pool2d(z.unsqueeze(1), k, stride=1, padding=k // 2, count_include_pad=False)[:, 0])
         return torch.cat(maps).cpu()
 
-    def score(self, windows: torch.Tensor, streams: Sequence[SpanState | None] | None = None) -> ScoreResult:
+    def score(self, windows: torch.Tensor, streams: Sequence[SpanState | None] | None = None,
+              machines: Sequence[int] | None = None) -> ScoreResult:
         """Score waveform windows [B, window_samples] (any device). Deterministic.
 
         `streams` gives each window the history of the stream it belongs to (windows of one
         stream in order; the same SpanState for all of them): the span component. Without it
-        each window is scored alone, with no span component."""
-        stats = self._need_stats()
+        each window is scored alone, with no span component. `machines` (fleet scorers) says
+        whose each window is: all of the fleet's windows go through the network in one pass,
+        then each is measured against its own machine's statistics."""
+        self._need_stats()
         if windows.shape[0] == 0:
             empty = torch.zeros(0)
             return ScoreResult(empty, {k: empty for k in COMPONENTS})
-        raw = self.raw(windows)
+        if machines is None or set(machines) == {self.machine}:
+            return self._finish(self.raw(windows), streams)
+        try:
+            views = {m: self.view(m) for m in dict.fromkeys(machines)}
+        except KeyError as e:
+            raise ValueError(f"machine id {e.args[0]} is not one of this fleet's ({sorted(self.fleet)})") from None
+        ids = torch.tensor(list(machines), dtype=torch.long)
+        raw = self.raw(windows, machines=ids)
+        scores = torch.zeros(windows.shape[0])
+        comps: dict[str, torch.Tensor] = {}
+        for m, view in views.items():
+            idx = (ids == m).nonzero().flatten()
+            part = view._finish(raw.rows(idx), None if streams is None else [streams[i] for i in idx.tolist()])
+            scores[idx] = part.scores
+            for k, v in part.components.items():
+                comps.setdefault(k, torch.full((windows.shape[0],), float("nan")))[idx] = v
+        return ScoreResult(scores, comps)
+
+    def _finish(self, raw: Raw, streams: Sequence[SpanState | None] | None) -> ScoreResult:
+        """Components, span and window scores of one machine's (or a single network's) windows."""
+        stats = self._need_stats()
         comps = self.components(raw, stats)
         span_profiles = raw.profile
         if self.post.accepted is not None and raw.signature is not None and stats.span_mean is not None:

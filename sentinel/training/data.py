@@ -55,3 +55,31 @@ class CropSampler:
             start = int(torch.randint(0, m.shape[-1] - self.frames + 1, (1,), generator=generator))
             crops.append(m[:, start : start + self.frames])
         return torch.stack(crops)
+
+
+class FleetSampler:
+    """Windows of several machines, and of sound that is none of them (outliers), for one fleet
+    network: each batch is drawn evenly over the machines, with `outlier_share` of it outliers.
+    `sample` gives (crops, ids): ids 1..machines, 0 for an outlier."""
+
+    def __init__(self, machines: list[CropSampler], outliers: CropSampler | None = None,
+                 outlier_share: float = 0.2) -> None:
+        self.machines, self.outliers = machines, outliers
+        self.outlier_share = outlier_share if outliers is not None else 0.0
+
+    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        n_out = round(self.outlier_share * batch)
+        ids = torch.cat([torch.randint(1, len(self.machines) + 1, (batch - n_out,), generator=generator),
+                         torch.zeros(n_out, dtype=torch.long)])
+        parts: list[torch.Tensor] = []
+        order: list[torch.Tensor] = []
+        for m in ids.unique().tolist():
+            rows = (ids == m).nonzero().flatten()
+            sampler = self.outliers if m == 0 else self.machines[m - 1]
+            assert sampler is not None
+            parts.append(sampler.sample(len(rows), generator))
+            order.append(rows)
+        crops = torch.empty((batch, *parts[0].shape[1:]), dtype=parts[0].dtype)
+        for rows, part in zip(order, parts, strict=True):
+            crops[rows] = part
+        return crops, ids

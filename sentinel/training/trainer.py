@@ -28,12 +28,16 @@ from sentinel.scoring.config import ScoringConfig
 from sentinel.scoring.postprocess import PostProcessor
 from sentinel.scoring.scorer import DiffusionScorer
 from sentinel.scoring.stats import NormalStats
-from sentinel.training.data import CropSampler, Recording, load_recordings
+from sentinel.training.data import CropSampler, FleetSampler, Recording, load_recordings
 from sentinel.training.statistics import fit_statistics
 from sentinel.windows import sliding_windows
 
 CHECKPOINT = "checkpoint.pt"
 T = TypeVar("T")
+ID_DROPOUT = 0.1
+"""Share of a fleet's training windows denoised under the null id: the unconditional model."""
+CLASSIFY_WEIGHT = 0.1
+"""Weight of the machine-classification loss beside the denoising loss (fleet networks)."""
 
 
 @dataclass(frozen=True)
@@ -204,8 +208,11 @@ class FitResult:
     final_loss: float
 
 
+Sample = Callable[[int, torch.Generator], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
+
+
 def fit_denoiser(
-    sample: Callable[[int, torch.Generator], torch.Tensor],
+    sample: Sample,
     input_shape: tuple[int, int, int],
     model_config: UNetConfig,
     scheduler_config: SchedulerConfig,
@@ -217,7 +224,12 @@ def fit_denoiser(
     log: Callable[..., None] = lambda event, **kw: None,
 ) -> FitResult:
     """Train an epsilon-predicting UNet on batches from `sample(batch, generator)` (model inputs
-    [batch, C, H, W], any modality). Checkpoints to `out` (rank 0); resumes from there."""
+    [batch, C, H, W], any modality). Checkpoints to `out` (rank 0); resumes from there.
+
+    A fleet (`model_config.num_machines` > 0) samples (inputs, machine ids) instead, id 0 for
+    outliers (sound that is none of the machines): the decoder denoises each window as its machine
+    (as the null id for a share ID_DROPOUT, and outliers are not denoised at all), and the
+    encoder's classifier learns whose each noised window is."""
     device, rank, world = dist_ctx.device, dist_ctx.rank, dist_ctx.world
     c, h, w = input_shape
     model_config = dataclasses.replace(model_config, in_channels=c)
@@ -261,12 +273,25 @@ def fit_denoiser(
     while step < config.steps and not dist_ctx.agree_to_stop(time.monotonic() - started >= budget_s):
         for group in opt.param_groups:
             group["lr"] = config.learning_rate * _lr_factor(step, config.warmup_steps)
-        x0 = sample(config.batch_size, gen).to(device)
+        drawn = sample(config.batch_size, gen)
+        x0, labels = drawn if isinstance(drawn, tuple) else (drawn, None)
+        x0 = x0.to(device)
         t = torch.randint(0, t_hi, (x0.shape[0],), generator=gen).to(device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
         mine = slice(rank * config.batch_size // world, (rank + 1) * config.batch_size // world)
         x0, t, noise = x0[mine], t[mine], noise[mine]
-        loss = F.mse_loss(net(schedule.add_noise(x0, noise, t), t), noise)
+        xt = schedule.add_noise(x0, noise, t)
+        if labels is None:
+            loss = F.mse_loss(net(xt, t), noise)
+        else:
+            dropped = torch.rand(labels.shape, generator=gen) < ID_DROPOUT
+            labels = labels.to(device)[mine]
+            cond = torch.where(dropped.to(device)[mine], 0, labels)
+            eps, logits = net(xt, t, cond, with_logits=True)
+            machine_rows = (labels > 0).float()
+            per_row = (eps - noise).pow(2).flatten(1).mean(1)
+            loss = (per_row * machine_rows).sum() / machine_rows.sum().clamp_min(1) + \
+                CLASSIFY_WEIGHT * F.cross_entropy(logits, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -293,7 +318,7 @@ def fit_denoiser(
 
 
 def train(
-    data: list[str | Path],
+    data: list[str | Path] | dict[str, list[str | Path]],
     out: str | Path,
     features: FeatureSpec,
     model_config: UNetConfig,
@@ -304,8 +329,14 @@ def train(
     resume: bool = False,
     log: Callable[..., None] | None = None,
     on_file_error: Callable[[str], None] | None = None,
+    outliers: list[str | Path] | None = None,
 ) -> TrainResult:
     """Train a denoiser on the normal recordings under `data` and write a bundle to `out`.
+
+    `data` as {machine name: folders} trains one fleet bundle for several machines (a network
+    that knows which machine it denoises and tells them apart, statistics per machine); with
+    `outliers`, sound that is none of them, it also learns what is not any of them. A single
+    named machine without outliers is a bundle of one, as a plain list of folders gives.
 
     Under `torchrun` (WORLD_SIZE > 1) every process draws the same batch from the same seeded
     generator and trains on its own slice of it; DDP averages the gradients, so N processes take
@@ -314,30 +345,66 @@ def train(
     dist_ctx, log, gen = start_run(device, config, out, log)
     device, rank, world = dist_ctx.device, dist_ctx.rank, dist_ctx.world
     out = Path(out)
-
-    recs = load_recordings(data, features, on_error=on_file_error)
-    train_recs, holdout = holdout_split(recs, config.holdout_fraction, config.seed)
-    log("data", recordings=len(recs), train=len(train_recs), holdout=len(holdout),
-        seconds=round(sum(r.wave.numel() for r in recs) / features.sample_rate, 1))
+    groups = dict(data) if isinstance(data, dict) else {"": list(data)}
+    if outliers and not any(groups):
+        raise BundleError("train --outliers: name the machines they are not (--data NAME=DIR ...)")
+    fleet = len(groups) > 1 or bool(outliers)
+    splits = {}
+    for name, paths in groups.items():
+        recs = load_recordings(paths, features, on_error=on_file_error)
+        splits[name] = holdout_split(recs, config.holdout_fraction, config.seed)
+        log("data", **({"machine": name} if name else {}), recordings=len(recs), train=len(splits[name][0]),
+            holdout=len(splits[name][1]), seconds=round(sum(r.wave.numel() for r in recs) / features.sample_rate, 1))
 
     extractor = FeatureExtractor(features)
     with torch.inference_mode():
-        log_mels = [extractor.log_mel(r.wave) for r in train_recs]
-    extractor.fit_normalisation(log_mels)
-    sampler = CropSampler(log_mels, features.window_frames)  # crops normalised as windows: level is per window
+        log_mels = {name: [extractor.log_mel(r.wave) for r in tr] for name, (tr, _) in splits.items()}
+        outlier_mels = [extractor.log_mel(r.wave) for r in load_recordings(outliers, features, on_file_error)] \
+            if outliers else []
+    extractor.fit_normalisation([m for ms in log_mels.values() for m in ms])
+    # crops are normalised as windows: level is per window
+    if fleet:
+        model_config = dataclasses.replace(model_config, num_machines=len(groups))
+        fleet_sampler = FleetSampler([CropSampler(ms, features.window_frames) for ms in log_mels.values()],
+                                     CropSampler(outlier_mels, features.window_frames) if outlier_mels else None)
 
-    fit = fit_denoiser(lambda b, g: extractor.to_input(extractor.normalise(sampler.sample(b, g))),
-                       features.input_shape, model_config, scheduler_config, config, dist_ctx, out, gen, resume, log)
+        def sample(b: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            crops, ids = fleet_sampler.sample(b, g)
+            return extractor.to_input(extractor.normalise(crops)), ids
+    else:
+        sampler = CropSampler(next(iter(log_mels.values())), features.window_frames)
+
+        def sample(b: int, g: torch.Generator) -> torch.Tensor:  # type: ignore[misc]
+            return extractor.to_input(extractor.normalise(sampler.sample(b, g)))
+
+    fit = fit_denoiser(sample, features.input_shape, model_config, scheduler_config, config, dist_ctx, out, gen,
+                       resume, log)
     dist_ctx.finish()
     if rank != 0:
         return TrainResult(bundle=None, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)
 
     extractor = extractor.to(device)
-    scorer = DiffusionScorer(fit.ema, scheduler_config, extractor, scoring, device=device)
-    stats, post = _fit_stats(scorer, train_recs, holdout, config)
-    bundle = Bundle(model=fit.ema.cpu(), extractor=extractor.cpu(), scheduler=scheduler_config, scoring=scoring,
-                    stats=stats, post=post)
-    return finish(bundle, training_record(fit, config, data, len(recs), device, world), out, log)
+    n_recs = sum(len(tr) + (len(ho) if ho is not tr else 0) for tr, ho in splits.values())
+    if not fleet:
+        train_recs, holdout = next(iter(splits.values()))
+        scorer = DiffusionScorer(fit.ema, scheduler_config, extractor, scoring, device=device)
+        stats, post = _fit_stats(scorer, train_recs, holdout, config)
+        bundle = Bundle(model=fit.ema.cpu(), extractor=extractor.cpu(), scheduler=scheduler_config,
+                        scoring=scoring, stats=stats, post=post)
+    else:
+        per_machine = {}
+        for i, (name, (train_recs, holdout)) in enumerate(splits.items(), start=1):
+            scorer = DiffusionScorer(fit.ema, scheduler_config, extractor, scoring, device=device, machine=i)
+            per_machine[name] = _fit_stats(scorer, train_recs, holdout, config)
+            log("statistics", machine=name)
+        bundle = Bundle(model=fit.ema.cpu(), extractor=extractor.cpu(), scheduler=scheduler_config, scoring=scoring,
+                        stats=next(iter(per_machine.values()))[0], machines=list(groups), fleet=per_machine)
+    record = training_record(fit, config, [p for ps in groups.values() for p in ps], n_recs, device, world)
+    if fleet:
+        record["machines"] = {name: [str(p) for p in ps] for name, ps in groups.items()}
+        record["outliers"] = [str(p) for p in outliers or []]
+    return finish(bundle, record, out, log)
+
 
 
 def finish(bundle: Bundle, record: dict, out: str | Path, log: Callable[..., None]) -> TrainResult:
