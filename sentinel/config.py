@@ -79,6 +79,11 @@ class SourceConfig(BaseModel):
         str | None, Field(description="Bundle folder this source is scored with; null = daemon.bundle. Sources "
                           "that share a bundle are scored in one batch.")
     ] = None
+    machine: Annotated[
+        str | None, Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Fleet bundles (sentinel train --data NAME=DIR "
+                          "...): which of its machines this source hears; the fleet's sources are scored in one "
+                          "batch, each against its own machine. null = a bundle of one machine.")
+    ] = None
     threshold: Annotated[float | None, Field(description="Override the bundle's calibrated threshold.")] = None
     learn: Annotated[
         LearnConfig | None, Field(description="Learn this source where it runs: while its bundle does not exist "
@@ -105,6 +110,9 @@ class SourceConfig(BaseModel):
         need = {"file": "path", "rtsp": "url"}.get(self.kind)
         if need and getattr(self, need) is None:
             raise ValueError(f"a {self.kind} source needs '{need}'")
+        if self.machine is not None and self.learn is not None:
+            raise ValueError("'machine' names a machine of a fleet bundle, but a learning source learns a bundle of "
+                             "its own; drop one of them")
         return self
 
 

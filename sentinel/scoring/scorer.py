@@ -106,6 +106,12 @@ class WindowScorer:
     config: ScoringConfig
     post: PostProcessor
     batch_size: int
+    machine: int | None = None
+    """Fleet scorers: the machine (1-based id) this one scores as; None: a network of one machine."""
+
+    def batch_key(self) -> object:
+        """Scorers with one key score their windows in one batch (every machine of a fleet shares it)."""
+        return self
 
     def score(self, windows: torch.Tensor) -> ScoreResult:
         raise NotImplementedError
@@ -174,6 +180,9 @@ class DiffusionScorer(WindowScorer):
         if machines is None and self.machine is not None:
             machines = torch.full((x0.shape[0],), self.machine, dtype=torch.long)
         return self.pipeline(x0, machines)
+
+    def batch_key(self) -> object:
+        return self.pipeline  # the network and its fixed noise: shared by the views of one fleet
 
     def view(self, machine: int) -> DiffusionScorer:
         """Machine `machine`'s scorer of the same fleet: the same network, its own statistics."""

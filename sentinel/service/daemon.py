@@ -74,7 +74,10 @@ def load_bundles(cfg: RunConfig, loaded: dict[str, Bundle] | None = None) -> dic
             old = (loaded or {}).get(path)
             out[path] = old if old is not None and old.bundle_id == bundle.bundle_id and \
                 old.threshold == bundle.threshold else bundle
-        bundle = out[path]
+        try:
+            bundle = out[path].for_machine(sc.machine)
+        except SentinelError as e:
+            raise SentinelError(f"sources.{sc.name}.machine: {e}") from None
         if bundle.modality != "audio":
             raise SentinelError(f"{key} {path}: an image model; the daemon listens to audio, "
                                 "give it a bundle trained on recordings")
@@ -151,7 +154,8 @@ class Daemon:
     def _thresholds(self, sources: dict) -> dict[str, float]:
         """The threshold of every source in `sources` that has its bundle (learning ones have none yet)."""
         d = self.config.daemon
-        return {name: sc.threshold if sc.threshold is not None else self.bundles[sc.bundle_path(d)].threshold
+        return {name: sc.threshold if sc.threshold is not None else
+                self.bundles[sc.bundle_path(d)].for_machine(sc.machine).threshold
                 for name, (sc, _) in sources.items() if sc.bundle_path(d) in self.bundles}
 
     def _monitored(self) -> dict:
@@ -204,7 +208,7 @@ class Daemon:
             return None
         sc = entry[0]
         path = sc.bundle_path(self.config.daemon)
-        if path not in self.bundles:
+        if path not in self.bundles or sc.machine is not None:  # fleets are not taught feedback (yet)
             return None
         normal: list[str] = []
         if sc.learn is not None:  # a learned bundle: the audio it was calibrated on is at hand
@@ -288,19 +292,24 @@ class Daemon:
     def _models(self, cfg: RunConfig, bundles: dict[str, Bundle]) -> dict[str, SourceModel]:
         """Each source's scorer (one per bundle, reused while the bundle is unchanged) and bundle id."""
         device = resolve_device(cfg.device)
+        # a fleet's scorer is any one machine's: each source gets its machine's view of it
         scorers = {path: self._scorers[path] if path in self._scorers and self.bundles.get(path) is b
-                   else b.scorer(device) for path, b in bundles.items()}
+                   else b.for_machine(b.machines[0] if b.machines else None).scorer(device)
+                   for path, b in bundles.items()}
         self._scorers = scorers
         out = {}
         for sc in cfg.sources:
             if sc.bundle_path(cfg.daemon) not in bundles:  # still learning
                 continue
-            bundle = bundles[sc.bundle_path(cfg.daemon)]
+            root = bundles[sc.bundle_path(cfg.daemon)]
+            bundle = root.for_machine(sc.machine)
+            scorer = scorers[sc.bundle_path(cfg.daemon)]
+            if sc.machine is not None:
+                scorer = scorer.view(root.machines.index(sc.machine) + 1)
             quieter, floor = bundle.post.level_bounds() or (None, None)
             if sc.min_level_db is not None:
                 floor, quieter = sc.min_level_db, max(quieter or sc.min_level_db, sc.min_level_db)
-            out[sc.name] = SourceModel(scorers[sc.bundle_path(cfg.daemon)], bundle.bundle_id, floor, quieter,
-                                       sc.stopped_after_s)
+            out[sc.name] = SourceModel(scorer, bundle.bundle_id, floor, quieter, sc.stopped_after_s)
         return out
 
     def _status_line(self) -> str:

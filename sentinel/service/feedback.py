@@ -113,7 +113,8 @@ class FeedbackQueue:
             return None
         target = resolve(alert)
         if target is None:
-            self.finish(req_path, {"error": f"source {alert['source']}: no longer configured, or still learning"})
+            self.finish(req_path, {"error": f"source {alert['source']}: no longer configured, still learning, or a "
+                                   "fleet bundle's machine (feedback teaches bundles of one machine)"})
             return None
         bundle_path, normal, pre_s = target
         clip_missing = not (alert.get("clip") and Path(alert["clip"]).is_file())

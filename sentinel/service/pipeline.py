@@ -228,14 +228,18 @@ class Pipeline(threading.Thread):
         t0 = time.monotonic()
         scores = [0.0] * len(keep)
         levels: list[float | None] = [None] * len(keep)
-        groups: dict[int, list[int]] = {}  # one batch per scorer: the sources of one bundle together
+        groups: dict[int, list[int]] = {}  # one batch per bundle: its sources (a fleet's machines) together
         for i, (tr, _) in enumerate(keep):
-            groups.setdefault(id(self.models[tr.source.source_name].scorer), []).append(i)
+            groups.setdefault(id(self.models[tr.source.source_name].scorer.batch_key()), []).append(i)
         for rows in groups.values():
-            scorer = self.models[keep[rows[0]][0].source.source_name].scorer
+            scorers = [self.models[keep[i][0].source.source_name].scorer for i in rows]
+            scorer = scorers[0]
             streams = [self._span_state(*keep[i]) for i in rows]
             batch = torch.from_numpy(np.stack([windows[i] for i in rows]))
-            res = scorer.score(batch) if streams[0] is None else scorer.score(batch, streams)
+            if scorer.machine is not None:
+                res = scorer.score(batch, streams, machines=[s.machine for s in scorers])
+            else:
+                res = scorer.score(batch) if streams[0] is None else scorer.score(batch, streams)
             for i, v in zip(rows, res.scores.tolist(), strict=True):
                 scores[i] = v
             if "level" in res.components:
