@@ -50,6 +50,7 @@ FAMILIES = ["pump", "compressor", "gearbox", "blower"]
 # Round 5's fresh check: written or chosen before any round-5 figure was seen, never tuned on.
 FRESH_FAMILIES = ["hvac", "spindle"]
 FRESH_US8K = ["children_playing", "street_music", "siren", "dog_bark", "car_horn", "gun_shot"]
+FLEETS = ["fans", "pumps"]  # benchmarks/fleets.py: two families of four units each
 GAIN_DB = 6.0
 GAIN_CLIPS = 24
 
@@ -62,13 +63,15 @@ def sentinel(*args: str) -> str:
 def all_sets() -> list[str]:
     us = [f"us8k-{c}-{a}to{b}" for c in US8K_CLASSES for a, b in ((1, 2), (2, 1))]
     fresh = [*(f"fam-{f}" for f in FRESH_FAMILIES), *(f"us8k-{c}-1to2" for c in FRESH_US8K)]
-    return ["dev-fan", "dev-motor", *(f"fam-{f}" for f in FAMILIES), *us, *fresh]
+    return ["dev-fan", "dev-motor", *(f"fam-{f}" for f in FAMILIES), *us, *fresh, *(f"fleet-{f}" for f in FLEETS)]
 
 
 def group(name: str) -> str:
     fresh = any(name.startswith(f"fam-{f}") for f in FRESH_FAMILIES) or any(f"-{c}-" in name for c in FRESH_US8K)
     if name.startswith("dev-"):
         return "dev"
+    if name.startswith("fleet-"):
+        return "fleets"
     if name.startswith("fam-"):
         return "fresh families" if fresh else "families"
     return "US8K fresh classes" if fresh else "US8K"
@@ -92,6 +95,11 @@ def prepare(out: Path, sets: list[str]) -> None:
             build_family(s.removeprefix("fam-"), target, esc50=ESC50)
         elif s.startswith("us8k-"):
             _us8k_set(s, target)
+        elif s.startswith("fleet-"):
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from fleets import build_fleet
+
+            build_fleet(s.removeprefix("fleet-"), target)
         print(f"prepared {s}", flush=True)
 
 
@@ -119,9 +127,12 @@ def _us8k_set(name: str, target: Path) -> None:
 
 
 # -- training ------------------------------------------------------------------------------------------
-def train(out: Path, sets: list[str], steps: int, ae_steps: int, seed: int) -> None:
+def train(out: Path, sets: list[str], steps: int, ae_steps: int, seed: int, outliers: bool = False) -> None:
     """Fixed steps, not a wall-clock budget: the figures must not depend on what else the machine ran."""
     for s in sets:
+        if s.startswith("fleet-"):
+            train_fleet(out, s, steps, ae_steps, seed, outliers)
+            continue
         for model in ("diffusion", "ae"):
             bundle = out / "bundles" / f"{s}-{model}"
             if (bundle / "bundle.json").exists():
@@ -134,6 +145,33 @@ def train(out: Path, sets: list[str], steps: int, ae_steps: int, seed: int) -> N
             info = json.loads(sentinel(*args).strip().splitlines()[-1])
             print(json.dumps({"set": s, "model": model, "steps": info.get("steps"),
                               "seconds": round(time.perf_counter() - t0)}), flush=True)
+
+
+def fleet_units(out: Path, s: str) -> list[str]:
+    return sorted(d.name for d in (out / "data" / s).iterdir() if d.is_dir())
+
+
+def train_fleet(out: Path, s: str, steps: int, ae_steps: int, seed: int, outliers: bool) -> None:
+    """Per unit, a bundle of its own (`steps`) and the DCASE autoencoder; one fleet bundle for all the
+    units with as many steps as the per-unit bundles together (equal training compute); with
+    `outliers`, a second fleet bundle that also learns ESC-50 fold 4 as sound none of them makes."""
+    root, units = out / "data" / s, fleet_units(out, s)
+    named = [x for u in units for x in ("--data", f"{u}={root / u / 'train'}")]
+    jobs = {f"{s}-fleet": [*named, "--steps", str(steps * len(units))]}
+    if outliers:
+        jobs[f"{s}-fleet-outliers"] = [*named, "--steps", str(steps * len(units)), "--outliers", str(ESC50 / "audio")]
+    jobs |= {f"{s}-{u}-diffusion": ["--data", str(root / u / "train"), "--steps", str(steps)] for u in units}
+    jobs |= {f"{s}-{u}-ae": ["--data", str(root / u / "train"), "--steps", str(ae_steps), "--model", "autoencoder"]
+             for u in units}
+    for name, args in jobs.items():
+        bundle = out / "bundles" / name
+        if (bundle / "bundle.json").exists():
+            continue
+        t0 = time.perf_counter()
+        info = json.loads(sentinel("train", *args, "--out", str(bundle), "--device", "cpu", "--seed",
+                                   str(seed)).strip().splitlines()[-1])
+        print(json.dumps({"bundle": name, "steps": info.get("steps"), "seconds": round(time.perf_counter() - t0)}),
+              flush=True)
 
 
 # -- evaluation ----------------------------------------------------------------------------------------
@@ -169,6 +207,28 @@ def _load(path: Path, sr: int):
     return load_audio(path, sr).to(torch.float32)
 
 
+def judge(cw: list[np.ndarray], tw: list[np.ndarray], test_files: list[Path], post, hop: float, win: float
+          ) -> tuple[float, dict]:
+    """(threshold, metrics) of one scorer's window scores: the threshold calibrated on the training
+    clips' windows `cw` for 1 false alarm per hour (what `sentinel calibrate` does), then on the test
+    clips' windows `tw` AUC, pAUC and the TPR at it (file scores by `post`), the false alarms per
+    hour it gives on the normal test audio, and the AUC of each anomaly kind."""
+    import torch
+
+    from sentinel.scoring.calibration import calibrate
+
+    labels = np.array([_label(p) for p in test_files])
+    thr = calibrate(np.concatenate(cw), hop, len(cw), false_alarms_per_hour=1.0).threshold
+    files = np.array([post.file_score(torch.from_numpy(w)) for w in tw])
+    flagged = np.array([bool((w > thr).any()) for w in tw])
+    normal_w = [w for w, y in zip(tw, labels, strict=True) if y == 0]
+    row = {**_metrics(labels, files, flagged), "fa_per_h": _false_alarms_per_hour(normal_w, thr, hop, win)}
+    for kind in sorted({_kind(p) for p in test_files} - {"normal"}):
+        keep = np.array([_kind(p) in ("normal", kind) for p in test_files])
+        row[f"auc_{kind}"] = float(roc_auc_score(labels[keep], files[keep]))
+    return thr, row
+
+
 def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict, float, str]]) -> list[dict]:
     """variants: name -> (component weights, level tolerance dB, file aggregate), all from one
     network's components. The network's normal statistics are fitted again with today's scoring
@@ -177,7 +237,6 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict, float, str]]
     import torch
 
     from sentinel.bundle import load_bundle
-    from sentinel.scoring.calibration import calibrate
     from sentinel.scoring.config import ScoringConfig
     from sentinel.training.trainer import refit
 
@@ -214,22 +273,45 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict, float, str]]
                 return [scorer.combine(r.components, variant[0], variant[1]).numpy() for r in results]
 
             aggregate = scorer.config.file_aggregate if variant is None else variant[2]
-            cw, tw, lw, qw = windows(cal), windows(test), windows(loud), windows(quiet)
-            thr = calibrate(np.concatenate(cw), hop, len(cw), false_alarms_per_hour=1.0).threshold
             post = dataclasses.replace(scorer.post, config=dataclasses.replace(scorer.config, file_aggregate=aggregate))
-            files = np.array([post.file_score(torch.from_numpy(w)) for w in tw])
-            flagged = np.array([bool((w > thr).any()) for w in tw])
-            normal_w = [w for w, y in zip(tw, labels, strict=True) if y == 0]
-            row = {"set": s, "group": group(s), "variant": name, **_metrics(labels, files, flagged),
-                   "fa_per_h": _false_alarms_per_hour(normal_w, thr, hop, win),
-                   "fa_per_h_loud": _false_alarms_per_hour(lw, thr, hop, win),
-                   "fa_per_h_quiet": _false_alarms_per_hour(qw, thr, hop, win),
-                   "score_s": seconds}
-            for kind in sorted({_kind(p) for p in test_files} - {"normal"}):
-                keep = np.array([_kind(p) in ("normal", kind) for p in test_files])
-                row[f"auc_{kind}"] = float(roc_auc_score(labels[keep], files[keep]))
-            rows.append(row)
+            thr, row = judge(windows(cal), windows(test), test_files, post, hop, win)
+            rows.append({"set": s, "group": group(s), "variant": name, **row,
+                         "fa_per_h_loud": _false_alarms_per_hour(windows(loud), thr, hop, win),
+                         "fa_per_h_quiet": _false_alarms_per_hour(windows(quiet), thr, hop, win),
+                         "score_s": seconds})
     rows.append({"set": s, "group": group(s), "variant": "gaussian", **gaussian(train_files, test_files, labels)})
+    return rows
+
+
+def evaluate_fleet(out: Path, s: str) -> list[dict]:
+    """Each unit of a fleet set, by its own bundle, by its machine of the fleet bundle(s), by its
+    own DCASE autoencoder and by its own clip Gaussian; one row per unit and method."""
+    import torch
+
+    from sentinel.bundle import load_bundle
+
+    root, rows = out / "data" / s, []
+    for u in fleet_units(out, s):
+        train_files = sorted((root / u / "train").iterdir())
+        test_files = sorted((root / u / "test").iterdir())
+        methods = {"per-unit": (f"{s}-{u}-diffusion", None), "fleet": (f"{s}-fleet", u),
+                   "fleet+outliers": (f"{s}-fleet-outliers", u), "ae": (f"{s}-{u}-ae", None)}
+        for method, (name, machine) in methods.items():
+            if not (out / "bundles" / name / "bundle.json").exists():
+                continue
+            bundle = load_bundle(out / "bundles" / name).for_machine(machine)
+            scorer = bundle.scorer(torch.device("cpu"))
+            sr, hop, win = bundle.features.sample_rate, scorer.config.hop_seconds, bundle.features.window_seconds
+            t0 = time.perf_counter()
+            cw = [scorer.score_recording(_load(f, sr)).scores.numpy() for f in train_files]
+            tw = [scorer.score_recording(_load(f, sr)).scores.numpy() for f in test_files]
+            _, row = judge(cw, tw, test_files, scorer.post, hop, win)
+            rows.append({"set": f"{s}/{u}", "group": group(s), "variant": method, **row,
+                         "fa_per_h_loud": float("nan"), "fa_per_h_quiet": float("nan"),
+                         "score_s": time.perf_counter() - t0})
+        labels = np.array([_label(p) for p in test_files])
+        rows.append({"set": f"{s}/{u}", "group": group(s), "variant": "gaussian",
+                     **gaussian(train_files, test_files, labels)})
     return rows
 
 
@@ -303,13 +385,15 @@ def main() -> int:
     ap.add_argument("--ae-steps", type=int, default=1500, help="training steps of each DCASE autoencoder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage", choices=["all", "prepare", "train", "eval"], default="all")
+    ap.add_argument("--fleet-outliers", action="store_true",
+                    help="fleet sets: also train a fleet bundle with ESC-50 fold 4 as --outliers")
     ap.add_argument("--fresh", action="store_true", help="evaluate again sets that have results from an earlier run")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     if a.stage in ("all", "prepare", "train"):
         prepare(a.out, a.sets)
     if a.stage in ("all", "train"):
-        train(a.out, a.sets, a.steps, a.ae_steps, a.seed)
+        train(a.out, a.sets, a.steps, a.ae_steps, a.seed, a.fleet_outliers)
     if a.stage in ("all", "eval"):
         from sentinel.scoring.config import ScoringConfig
 
@@ -330,7 +414,7 @@ def main() -> int:
             if cached.exists() and not a.fresh:
                 rows += [{**r, "group": group(s)} for r in json.loads(cached.read_text())]
                 continue
-            new = evaluate_set(a.out, s, variants)
+            new = evaluate_fleet(a.out, s) if s.startswith("fleet-") else evaluate_set(a.out, s, variants)
             cached.write_text(json.dumps(new))
             rows += new
             for r in new:
@@ -339,6 +423,10 @@ def main() -> int:
         print_table(rows)
         print("\nThe recipe beside the references on every set:")
         print_table([r for r in rows if r["variant"] in ("sentinel", "ae", "gaussian")])
+        if any(r["group"] == "fleets" for r in rows):
+            print("\nFleets: each unit by its own bundle, by the fleet bundle (same training steps in all), "
+                  "and by its own references:")
+            print_table([r for r in rows if r["group"] == "fleets"])
     return 0
 
 

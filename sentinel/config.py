@@ -284,5 +284,8 @@ def example_yaml() -> str:
         "#   - {name: fan, kind: microphone, device: 2, bundle: /var/lib/sentinel/bundles/fan}  # its own bundle",
         "#   - {name: replay, kind: file, path: recordings/line1.wav, realtime: true, loop: true}",
         "#   - {name: pump, kind: rtsp, url: rtsp://127.0.0.1:8554/pump, learn: {minutes: 30}}  # learns on site",
+        "#   # two machines of one fleet bundle (sentinel train --data pump1=DIR --data pump2=DIR): one batch",
+        "#   - {name: p1, kind: microphone, device: 3, bundle: /var/lib/sentinel/bundles/pumps, machine: pump1}",
+        "#   - {name: p2, kind: microphone, device: 4, bundle: /var/lib/sentinel/bundles/pumps, machine: pump2}",
     ]
     return configfile.example_yaml(RunConfig(), header, footer, skip=("sources",))
