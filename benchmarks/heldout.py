@@ -229,11 +229,12 @@ def judge(cw: list[np.ndarray], tw: list[np.ndarray], test_files: list[Path], po
     return thr, row
 
 
-def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict, float, str]]) -> list[dict]:
-    """variants: name -> (component weights, level tolerance dB, file aggregate), all from one
-    network's components. The network's normal statistics are fitted again with today's scoring
-    defaults (`sentinel refit`: same network, same training split), so a recipe change is measured
-    on the networks the earlier figures came from."""
+def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float, str, str | None]]) -> list[dict]:
+    """variants: name -> (component weights, level tolerance dB, file aggregate, combine; None: the
+    bundle's chosen fusion), all from one network's components. The network's normal statistics
+    are fitted again with today's scoring defaults (`sentinel refit`: same network, same training
+    split, the fusion chosen again), so a recipe change is measured on the networks the earlier
+    figures came from."""
     import torch
 
     from sentinel.bundle import load_bundle
@@ -270,11 +271,13 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict, float, str]]
             def windows(results, variant=variant, scorer=scorer):
                 if variant is None:
                     return [r.scores.numpy() for r in results]
-                return [scorer.combine(r.components, variant[0], variant[1]).numpy() for r in results]
+                return [scorer.combine(r.components, variant[0], variant[1], variant[3]).numpy() for r in results]
 
             aggregate = scorer.config.file_aggregate if variant is None else variant[2]
             post = dataclasses.replace(scorer.post, config=dataclasses.replace(scorer.config, file_aggregate=aggregate))
             thr, row = judge(windows(cal), windows(test), test_files, post, hop, win)
+            if name == "sentinel":
+                row["fusion"] = (scorer.post.fusion or {}).get("name", "recipe")
             rows.append({"set": s, "group": group(s), "variant": name, **row,
                          "fa_per_h_loud": _false_alarms_per_hour(windows(loud), thr, hop, win),
                          "fa_per_h_quiet": _false_alarms_per_hour(windows(quiet), thr, hop, win),
@@ -399,14 +402,19 @@ def main() -> int:
 
         cfg = ScoringConfig()
         tol, agg = cfg.level_tolerance_db, cfg.file_aggregate
-        # The recipe (today's defaults) and what it is made of, all from one network: the window
-        # components alone (span0), the span alone, the span at twice the weight, and the max
-        # file aggregate of earlier rounds. Shown for what they say; nothing is picked here.
-        variants = {"sentinel": (dict(cfg.weights), tol, agg),
-                    "span0": ({**cfg.weights, "span": 0.0}, tol, agg),
-                    "span-only": ({k: (1.0 if k == "span" else 0.0) for k in cfg.weights}, tol, agg),
-                    "span2": ({**cfg.weights, "span": 2.0}, tol, agg),
-                    "max-agg": (dict(cfg.weights), tol, "max")}
+        # The shipped recipe (today's defaults, with the fusion each bundle chose from its own held-out
+        # audio and pseudo-anomalies) and what it is made of, all from one network: the fixed mean of
+        # z-scores it chose among (recipe), each fusion alone (tail, max-z), the window components
+        # alone (span0), the span alone, and the max file aggregate of earlier rounds. Nothing is
+        # picked here: the choice was the bundle's.
+        w = dict(cfg.weights)
+        variants = {"sentinel": (None, tol, agg, None),
+                    "recipe": (w, tol, agg, "mean"),
+                    "tail": (w, tol, agg, "tail"),
+                    "max-z": (w, tol, agg, "max"),
+                    "span0": ({**w, "span": 0.0}, tol, agg, "mean"),
+                    "span-only": ({k: (1.0 if k == "span" else 0.0) for k in w}, tol, agg, "mean"),
+                    "max-agg": (w, tol, "max", "mean")}
         rows = []
         (a.out / "results").mkdir(exist_ok=True)
         for s in a.sets:

@@ -61,7 +61,10 @@ class ScoringConfig:
                                        "microphone gain differs between installations.")
     ] = 6.0
     combine: Annotated[
-        Literal["mean", "max"], Field(description="Weighted mean of component z-scores, or their weighted max.")
+        Literal["mean", "max", "tail"],
+        Field(description="Weighted mean of component z-scores, their weighted max, or the weighted mean of each "
+                          "one's -log10 tail probability under held-out normal audio (tail: a component whose "
+                          "normal values spread wide counts less than one whose normal values never go that high)."),
     ] = "mean"
     hop_seconds: Annotated[float, Field(gt=0, description="Hop between windows when scoring a file, s.")] = 0.5
     file_aggregate: Annotated[

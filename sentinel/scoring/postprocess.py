@@ -18,6 +18,28 @@ import torch
 from sentinel.scoring.calibration import Calibration
 from sentinel.scoring.config import OPTIONAL, ScoringConfig
 
+TAIL_LEVELS = (0.5, 0.75, 0.9, 0.95, 0.99)
+"""Quantiles of each component's held-out normal z-scores kept for the tail fusion."""
+
+
+def tail_score(z: torch.Tensor, table: list[float]) -> torch.Tensor:
+    """-log10 of the share of held-out normal windows at or above z (0 at their median and below),
+    piecewise linear between the stored quantiles, and past the last one an exponential tail as
+    steep as the normal audio's own from its 90th to its 99th percentile (one decade each such step)."""
+    q = torch.tensor(table, dtype=z.dtype, device=z.device)
+    logp = torch.tensor([-torch.log10(torch.tensor(1 - lv)).item() for lv in TAIL_LEVELS], dtype=z.dtype,
+                        device=z.device)
+    logp = logp - logp[0]
+    idx = torch.searchsorted(q, z.contiguous()).clamp(1, len(table) - 1)
+    lo, hi = q[idx - 1], q[idx]
+    frac = ((z - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)
+    inside = logp[idx - 1] + frac * (logp[idx] - logp[idx - 1])
+    # z from the 90th to the 99th percentile; at least half a spread, so that a component whose normal
+    # values never move (level within its tolerance) does not jump decades for a hair past them
+    decade = (q[-1] - q[2]).clamp_min(0.5)
+    beyond = logp[-1] + (z - q[-1]) / decade
+    return torch.where(z > q[-1], beyond, torch.where(z < q[0], torch.zeros_like(z), inside))
+
 
 @dataclass
 class PostProcessor:
@@ -41,6 +63,11 @@ class PostProcessor:
     the way from it to the normal audio before it in its clip (feedback_job.RADIUS_SHARE)."""
     accepted_events: list[str] = dataclasses.field(default_factory=list)
     """[K] the event each accepted profile came from (so one feedback can be undone)."""
+    component_tail: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    """Each component's held-out normal z-scores at TAIL_LEVELS (the `tail` fusion's scale)."""
+    fusion: dict | None = None
+    """{"weights": ..., "combine": ...} chosen for this bundle at training from its own held-out
+    audio and pseudo-anomalies made of it (sentinel.training.fusion); None: the recipe's."""
 
     # -- normalisation and combination ---------------------------------------------------------
     @property
@@ -72,11 +99,13 @@ class PostProcessor:
         return (dist - m) / sd * self.component_std["span"] + self.component_mean["span"]
 
     def window_scores(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None = None,
-                      level_tolerance_db: float | None = None, profiles: torch.Tensor | None = None) -> torch.Tensor:
-        """[B] window scores from raw components; `weights` / `level_tolerance_db` other than the
-        recipe's rescore without another network pass (benchmarks, ablations). With `profiles`
-        ([B, P]), windows that sound like an accepted sound score as normal."""
-        scores = self._combined(comps, weights, level_tolerance_db)
+                      level_tolerance_db: float | None = None, profiles: torch.Tensor | None = None,
+                      combine: str | None = None) -> torch.Tensor:
+        """[B] window scores from raw components; `weights` / `level_tolerance_db` / `combine`
+        other than the bundle's rescore without another network pass (benchmarks, ablations, the
+        fusion choice). With `profiles` ([B, P]), windows that sound like an accepted sound score
+        as normal."""
+        scores = self._combined(comps, weights, level_tolerance_db, combine)
         if profiles is None or self.accepted is None or not len(self.accepted_events):
             return scores
         near = self.accepted_near(profiles.to(scores.device))
@@ -110,9 +139,13 @@ class PostProcessor:
                                    accepted_events=[self.accepted_events[i] for i in keep])
 
     def _combined(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None,
-                  level_tolerance_db: float | None) -> torch.Tensor:
+                  level_tolerance_db: float | None, combine: str | None = None) -> torch.Tensor:
         cfg = self.config
-        weights = cfg.weights if weights is None else weights
+        fusion = self.fusion or {}
+        explicit = weights is not None
+        weights = weights if explicit else fusion.get("weights", cfg.weights)
+        # explicit weights (ablations) combine as the recipe does unless told otherwise
+        combine = combine or (cfg.combine if explicit else fusion.get("combine", cfg.combine))
         tolerance = cfg.level_tolerance_db if level_tolerance_db is None else level_tolerance_db
         # span without statistics (recordings shorter than a span at training), machine without a
         # fleet: weight 0
@@ -123,14 +156,34 @@ class PostProcessor:
         if missing:
             raise ValueError(f"scoring.weights: this bundle has no statistics for {', '.join(missing)} (it predates "
                              "them); set their weight to 0 or retrain")
+        if combine == "tail":
+            missing = [k for k in w if k not in self.component_tail]
+            if missing:
+                raise ValueError(f"scoring.combine: tail needs held-out quantiles this bundle lacks ({missing[0]}); "
+                                 "retrain it or combine by mean")
         zs = []
         for k, v in w.items():
-            d = comps[k] - self.component_mean[k]
-            # level is two-sided (louder or quieter), and a gain difference within the tolerance is no evidence
-            z = ((d.abs() - tolerance).clamp_min(0) if k == "level" else d) / self.component_std[k]
+            z = self.z_score(k, comps[k], tolerance)
+            if combine == "tail":
+                z = tail_score(z, self.component_tail[k])
             zs.append(torch.nan_to_num(z, nan=0.0) * v)  # no span yet: no evidence either way
         stacked = torch.stack(zs)
-        return stacked.max(0).values if cfg.combine == "max" else stacked.sum(0) / sum(w.values())
+        return stacked.max(0).values if combine == "max" else stacked.sum(0) / sum(w.values())
+
+    def z_score(self, name: str, values: torch.Tensor, level_tolerance_db: float | None = None) -> torch.Tensor:
+        """One raw component against held-out normal audio."""
+        tolerance = self.config.level_tolerance_db if level_tolerance_db is None else level_tolerance_db
+        d = values - self.component_mean[name]
+        # level is two-sided (louder or quieter), and a gain difference within the tolerance is no evidence
+        return ((d.abs() - tolerance).clamp_min(0) if name == "level" else d) / self.component_std[name]
+
+    def fit_tail(self, name: str, values: torch.Tensor) -> None:
+        """Keep the held-out normal z-scores' quantiles of one component (its mean and std set)."""
+        z = self.z_score(name, values.float()).flatten()
+        z = z[torch.isfinite(z)]
+        if z.numel() >= 10:
+            qs = torch.quantile(z.cpu(), torch.tensor(TAIL_LEVELS)).tolist()
+            self.component_tail[name] = [float(v) for v in torch.tensor(qs).cummax(0).values]
 
     # -- recordings and verdicts ---------------------------------------------------------------
     def file_score(self, scores: torch.Tensor) -> float:
@@ -160,7 +213,8 @@ class PostProcessor:
     def to_dict(self) -> dict:
         out: dict = {"component_mean": self.component_mean, "component_std": self.component_std,
                      "span_count_mean": self.span_count_mean, "span_count_std": self.span_count_std,
-                     "calibration": self.calibration.to_dict() if self.calibration else None}
+                     "calibration": self.calibration.to_dict() if self.calibration else None,
+                     "component_tail": self.component_tail, "fusion": self.fusion}
         if self.accepted_events:  # the profiles themselves are tensors: weights.safetensors (tensors())
             out["accepted_events"] = self.accepted_events
         return out
@@ -179,4 +233,4 @@ class PostProcessor:
         return cls(config, dict(d.get("component_mean") or {}), dict(d.get("component_std") or {}),
                    d.get("span_count_mean"), d.get("span_count_std"), Calibration.from_dict(cal) if cal else None,
                    t.get("post.accepted") if events else None, t.get("post.accepted_radius") if events else None,
-                   events)
+                   events, dict(d.get("component_tail") or {}), d.get("fusion"))

@@ -310,12 +310,12 @@ class DiffusionScorer(WindowScorer):
         return out
 
     def combine(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None = None,
-                level_tolerance_db: float | None = None) -> torch.Tensor:
-        """Window scores from raw components (as `score` returns them) with other weights or level
-        tolerance than the configured ones: rescoring without another network pass."""
+                level_tolerance_db: float | None = None, combine: str | None = None) -> torch.Tensor:
+        """Window scores from raw components (as `score` returns them) with other weights, level
+        tolerance or combination than the bundle's: rescoring without another network pass."""
         self._need_stats()
         return self.post.window_scores({k: v.to(self.device) for k, v in comps.items()}, weights,
-                                       level_tolerance_db).cpu()
+                                       level_tolerance_db, combine=combine).cpu()
 
     @torch.inference_mode()
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:

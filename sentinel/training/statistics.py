@@ -40,6 +40,7 @@ def fit_statistics(scorer: DiffusionScorer, fit_windows: torch.Tensor, holdout_w
     for name, values in comps.items():
         post.component_mean[name] = float(values.mean())
         post.component_std[name] = max(float(values.std()), 1e-6)
+        post.fit_tail(name, values)
     if span_recordings is not None:
         _fit_span(scorer, stats, post, *span_recordings)
     scorer.stats, scorer.post = stats, post
@@ -92,4 +93,5 @@ def _fit_span(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, 
         filled.append(last)
     post.span_count_mean = [m for m, _ in filled]
     post.span_count_std = [sd for _, sd in filled]
+    post.fit_tail("span", post.span_on_full_scale(dist, counts))
 

@@ -29,6 +29,7 @@ from sentinel.scoring.postprocess import PostProcessor
 from sentinel.scoring.scorer import DiffusionScorer
 from sentinel.scoring.stats import NormalStats
 from sentinel.training.data import CropSampler, FleetSampler, Recording, load_recordings
+from sentinel.training.fusion import choose_fusion
 from sentinel.training.statistics import fit_statistics
 from sentinel.windows import sliding_windows
 
@@ -67,6 +68,11 @@ class TrainingConfig:
     fit_windows: Annotated[
         int, Field(ge=16, description="Most windows used to fit residual and embedding statistics.")
     ] = 1024
+    choose_fusion: Annotated[
+        bool, Field(description="Choose how components are fused (the recipe's mean, by tail probability, max, "
+                    "long or window view leading) from the held-out recordings and pseudo-anomalies made of "
+                    "them (sentinel.training.fusion); false = the scoring recipe's as it is.")
+    ] = True
     seed: Annotated[int, Field(description="Seed of data order, noise and initial weights.")] = 0
 
     def to_dict(self) -> dict:
@@ -157,6 +163,8 @@ def _fit_stats(scorer: DiffusionScorer, train_recs: list[Recording], holdout: li
         _windows(holdout, spec, config.fit_windows, config.seed + 1),
         span_recordings=([r.wave for r in train_recs], [r.wave for r in holdout]),
     )
+    if config.choose_fusion:
+        post.fusion, _ = choose_fusion(scorer, [r.wave for r in holdout], config.seed)
     return stats.to(torch.device("cpu")), post
 
 

@@ -1,0 +1,174 @@
+"""Choosing how a bundle fuses its components, from its own data: held-out normal recordings and
+pseudo-anomalies made of them (never the test set, which a user does not have).
+
+Which component carries a machine's faults differs between machines (a fan's faults may live in
+the long-span spectrum, a pump's in short events), and one fixed mean of z-scores dilutes the
+component that speaks with the ones that do not. So at the end of training each candidate fusion
+ranks the held-out recordings against altered copies of them: a spectral tilt, a raised
+harmonic, a shifted band, impulses, short dropouts, foreign sound mixed in; the candidate with
+the best mean AUC and pAUC over those kinds is kept in the post-processor (`PostProcessor.fusion`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from sentinel.scoring.postprocess import PostProcessor
+from sentinel.scoring.scorer import DiffusionScorer
+
+N_FFT, HOP = 1024, 256
+MIN_RECORDINGS = 4
+"""Fewer held-out recordings than this rank too coarsely to choose by: the recipe's fusion stays."""
+
+
+def _stft(x: torch.Tensor) -> torch.Tensor:
+    return torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)
+
+
+def _istft(spec: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.istft(spec, N_FFT, HOP, window=torch.hann_window(N_FFT), length=n)
+
+
+def _rms(x: torch.Tensor) -> float:
+    return float(x.pow(2).mean().sqrt()) + 1e-9
+
+
+def tilt(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
+    """The whole spectrum tilted by 1-2 dB per octave around 1 kHz (clogged intake, worn bearing grease)."""
+    slope = (1 + 1 * float(torch.rand(1, generator=g))) * (1 if torch.rand(1, generator=g) < 0.5 else -1)
+    f = torch.linspace(0, sr / 2, N_FFT // 2 + 1).clamp_min(50.0)
+    gain = 10 ** (slope * torch.log2(f / 1000) / 20)
+    return _istft(_stft(x) * gain[:, None], len(x))
+
+
+def harmonic(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
+    """A tone at a multiple (2-5x) of the strongest low peak, 18-26 dB under the sound (a loosened mount)."""
+    mag = _stft(x).abs().mean(1)
+    freqs = torch.linspace(0, sr / 2, len(mag))
+    low = (freqs > 20) & (freqs < 1000)
+    f0 = float(freqs[low][mag[low].argmax()])
+    k = int(torch.randint(2, 6, (1,), generator=g))
+    t = torch.arange(len(x)) / sr
+    tone = torch.sin(2 * math.pi * min(f0 * k, sr / 2 * 0.9) * t + 6.28 * float(torch.rand(1, generator=g)))
+    level = -18 - 8 * float(torch.rand(1, generator=g))
+    return x + tone * _rms(x) * 10 ** (level / 20) * math.sqrt(2)
+
+
+def band_shift(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
+    """Every resonance moved 2-4 % up or down (a speed or housing change): the magnitude spectrum
+    resampled along frequency, the phase kept."""
+    spec = _stft(x)
+    factor = (1.02 + 0.02 * float(torch.rand(1, generator=g))) ** (1 if torch.rand(1, generator=g) < 0.5 else -1)
+    bins = spec.shape[0]
+    src = (torch.arange(bins) / factor).clamp(0, bins - 1)
+    lo = src.floor().long()
+    hi = (lo + 1).clamp_max(bins - 1)
+    w = (src - lo)[:, None]
+    mag = spec.abs()
+    warped = mag[lo] * (1 - w) + mag[hi] * w
+    return _istft(torch.polar(warped, spec.angle()), len(x))
+
+
+def impulses(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
+    """A train of short ringing clicks (4-12 per second, 1.5-4 kHz), 20-28 dB under the sound (a rattle)."""
+    n = len(x)
+    rate = 4 + 8 * float(torch.rand(1, generator=g))
+    times = torch.arange(0, n / sr, 1 / rate) + float(torch.rand(1, generator=g)) / rate
+    t = torch.arange(int(0.01 * sr)) / sr
+    f = 1500 + 2500 * float(torch.rand(1, generator=g))
+    click = torch.sin(2 * math.pi * f * t) * torch.exp(-t / 0.002)
+    y = torch.zeros(n)
+    for s in (times * sr).long().tolist():
+        m = min(len(click), n - s)
+        if m > 0:
+            y[s: s + m] += click[:m]
+    level = -20 - 8 * float(torch.rand(1, generator=g))
+    return x + y * _rms(x) / _rms(y) * 10 ** (level / 20)
+
+
+def dropouts(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
+    """Three 20-60 ms stretches 10 dB down (an intermittent contact)."""
+    y = x.clone()
+    for _ in range(3):
+        w = int((0.02 + 0.04 * float(torch.rand(1, generator=g))) * sr)
+        s = int(torch.randint(0, max(1, len(x) - w), (1,), generator=g))
+        y[s: s + w] *= 0.316
+    return y
+
+
+def foreign(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
+    """0.4-1.2 s of a sweeping tone over noise, 12-20 dB under the sound (something that does
+    not belong: a voice, a tool, a door)."""
+    n = len(x)
+    dur = int((0.4 + 0.8 * float(torch.rand(1, generator=g))) * sr)
+    dur = min(dur, n)
+    t = torch.arange(dur) / sr
+    f = 300 + 1500 * float(torch.rand(1, generator=g)) + 400 * torch.sin(2 * math.pi * 3 * t)
+    burst = torch.sin(2 * math.pi * torch.cumsum(f, 0) / sr) + 0.5 * torch.randn(dur, generator=g)
+    burst = burst * torch.hann_window(dur)
+    s = int(torch.randint(0, max(1, n - dur), (1,), generator=g))
+    y = torch.zeros(n)
+    y[s: s + dur] = burst
+    level = -12 - 8 * float(torch.rand(1, generator=g))
+    return x + y * _rms(x) / _rms(y) * 10 ** (level / 20)
+
+
+PSEUDO: dict[str, Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]] = {
+    "tilt": tilt, "harmonic": harmonic, "band_shift": band_shift, "impulses": impulses, "dropouts": dropouts,
+    "foreign": foreign,
+}
+
+
+def candidates(recipe: dict[str, float]) -> dict[str, tuple[dict[str, float], str]]:
+    """The fusions tried: the recipe's mean of z-scores, the same weights by tail probability and
+    by max, and the long view or the window view leading."""
+    return {
+        "recipe": (dict(recipe), "mean"),
+        "tail": (dict(recipe), "tail"),
+        "max": (dict(recipe), "max"),
+        "span-led": ({**recipe, "span": 3 * recipe.get("span", 1.0) or 3.0}, "tail"),
+        "window-led": ({**recipe, "span": 0.0}, "tail"),
+    }
+
+
+def choose_fusion(scorer: DiffusionScorer, holdout: list[torch.Tensor], seed: int = 0, copies: int = 2
+                  ) -> tuple[dict | None, dict[str, float]]:
+    """(the fusion to keep, with every candidate's score; each candidate's mean of AUC and pAUC)
+    from held-out normal waveforms and `copies` pseudo-anomalous versions of each per kind.
+    None when there is too little held-out audio to choose (the recipe's fusion stays)."""
+    sr = scorer.extractor.spec.sample_rate
+    g = torch.Generator().manual_seed(seed)
+    waves = [w for w in holdout if w.numel() >= scorer.extractor.spec.window_samples]
+    if len(waves) < MIN_RECORDINGS:
+        return None, {}
+    normal = [scorer.score_recording(w).components for w in waves]
+    altered = {kind: [scorer.score_recording(f(w, sr, g).float()).components for w in waves for _ in range(copies)]
+               for kind, f in PSEUDO.items()}
+    post: PostProcessor = scorer.post
+    results: dict[str, float] = {}
+    for name, (weights, combine) in candidates(scorer.config.weights).items():
+        def files(comps_list, weights=weights, combine=combine):
+            return [post.file_score(post.window_scores(c, weights, combine=combine)) for c in comps_list]
+
+        try:
+            base = files(normal)
+        except ValueError:  # e.g. tail on a bundle without held-out quantiles
+            continue
+        per_kind = []
+        for comps_list in altered.values():
+            y = np.r_[np.zeros(len(base)), np.ones(len(comps_list))]
+            s = np.r_[base, files(comps_list)]
+            per_kind.append(0.5 * (roc_auc_score(y, s) + roc_auc_score(y, s, max_fpr=0.1)))
+        results[name] = float(np.mean(per_kind))
+    if not results:
+        return None, {}
+    best = max(results, key=lambda k: (round(results[k], 3), k == "recipe"))  # ties keep the recipe
+    chosen: dict = {"name": best, "pseudo_score": {k: round(v, 4) for k, v in results.items()}}
+    if best != "recipe":  # the recipe's own weights stay the config's (a score-time override still applies)
+        chosen["weights"], chosen["combine"] = candidates(scorer.config.weights)[best]
+    return chosen, results
