@@ -14,8 +14,14 @@ Sets (each: train/normal_* for training and calibration, test/{normal,anomalous_
             against up to 25 clips of every other class), both ways, for four normal classes.
   fresh     fam-hvac, fam-spindle (families written after round 4, before any round-5 figure was
             seen) and us8k-<class>-1to2 for the six classes no round had run: never tuned on.
+  fleets    fleet-fans, fleet-pumps (benchmarks/fleets.py, round 6): four similar units per family; each
+            unit is scored by a bundle of its own (--steps), by its machine of one fleet bundle trained
+            on all four (4 x --steps: the same training compute) and by its own references.
+  real fan  real-fan-sensiml: ../shared/data/fan-sensiml, a real fan with loud induced faults (every
+            method separates it: an end-to-end check, not a ranking).
 Round 5 chose its settings leaving each dev/families/US8K set out in turn (docs/quality.md); the
-fresh sets are the check of that choice.
+fresh sets are the check of that choice. Round 6's fusion is chosen by each bundle from its own
+held-out audio and pseudo-anomalies (sentinel.training.fusion), never from these test sets.
 The gain columns use the first 24 normal test clips of each set.
 Per set, in one run: the diffusion recipe and its variants (one network, its statistics refitted
 with today's scoring defaults, rescored with other component weights), the DCASE 2020 autoencoder
@@ -45,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 US8K = SHARED / "data" / "urbansound8k"
 ESC50 = SHARED / "data" / "esc50-fold4"
+FAN = SHARED / "data" / "fan-sensiml"  # a real fan with induced faults: an end-to-end check, not a ranking
 US8K_CLASSES = ["air_conditioner", "engine_idling", "drilling", "jackhammer"]
 FAMILIES = ["pump", "compressor", "gearbox", "blower"]
 # Round 5's fresh check: written or chosen before any round-5 figure was seen, never tuned on.
@@ -63,7 +70,8 @@ def sentinel(*args: str) -> str:
 def all_sets() -> list[str]:
     us = [f"us8k-{c}-{a}to{b}" for c in US8K_CLASSES for a, b in ((1, 2), (2, 1))]
     fresh = [*(f"fam-{f}" for f in FRESH_FAMILIES), *(f"us8k-{c}-1to2" for c in FRESH_US8K)]
-    return ["dev-fan", "dev-motor", *(f"fam-{f}" for f in FAMILIES), *us, *fresh, *(f"fleet-{f}" for f in FLEETS)]
+    return ["dev-fan", "dev-motor", *(f"fam-{f}" for f in FAMILIES), *us, *fresh, *(f"fleet-{f}" for f in FLEETS),
+            "real-fan-sensiml"]
 
 
 def group(name: str) -> str:
@@ -72,6 +80,8 @@ def group(name: str) -> str:
         return "dev"
     if name.startswith("fleet-"):
         return "fleets"
+    if name.startswith("real-"):
+        return "real fan"
     if name.startswith("fam-"):
         return "fresh families" if fresh else "families"
     return "US8K fresh classes" if fresh else "US8K"
@@ -95,6 +105,10 @@ def prepare(out: Path, sets: list[str]) -> None:
             build_family(s.removeprefix("fam-"), target, esc50=ESC50)
         elif s.startswith("us8k-"):
             _us8k_set(s, target)
+        elif s == "real-fan-sensiml":
+            target.mkdir(parents=True)
+            for sub in ("train", "test"):
+                (target / sub).symlink_to(FAN / sub, target_is_directory=True)
         elif s.startswith("fleet-"):
             sys.path.insert(0, str(Path(__file__).resolve().parent))
             from fleets import build_fleet
@@ -180,10 +194,13 @@ def _label(path: Path) -> int:
 
 
 def _kind(path: Path) -> str:
-    """anomalous_<kind>_<id>: the kind may hold underscores (gear_tooth, car_horn); ids hold none."""
+    """anomalous_<kind>_<id>: the kind may hold underscores (gear_tooth, car_horn); ids hold none
+    (the real fan's names are anomalous_<KIND>_<recording>_<n>: the kind is the upper-case part)."""
     if _label(path) == 0:
         return "normal"
     rest = path.stem.removeprefix("anomalous_")
+    if rest.split("_", 1)[0].isupper():
+        return rest.split("_", 1)[0].lower()
     return rest.rsplit("_", 1)[0] if "_" in rest else "anomalous"
 
 
