@@ -47,16 +47,21 @@ def tilt(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
 
 
 def harmonic(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
-    """A tone at a multiple (2-5x) of the strongest low peak, 18-26 dB under the sound (a loosened mount)."""
-    mag = _stft(x).abs().mean(1)
+    """One multiple (2-5x) of the strongest low peak raised 6-10 dB (a loosened mount), or a tone added
+    there where the sound has none."""
+    spec = _stft(x)
+    mag = spec.abs().mean(1)
     freqs = torch.linspace(0, sr / 2, len(mag))
     low = (freqs > 20) & (freqs < 1000)
     f0 = float(freqs[low][mag[low].argmax()])
     k = int(torch.randint(2, 6, (1,), generator=g))
+    centre = min(f0 * k, sr / 2 * 0.9)
+    gain_db = 6 + 4 * float(torch.rand(1, generator=g))
+    near = ((freqs - centre).abs() <= 2 * sr / N_FFT).float()  # +-2 bins
+    raised = _istft(spec * (1 + near * (10 ** (gain_db / 20) - 1))[:, None], len(x))
     t = torch.arange(len(x)) / sr
-    tone = torch.sin(2 * math.pi * min(f0 * k, sr / 2 * 0.9) * t + 6.28 * float(torch.rand(1, generator=g)))
-    level = -18 - 8 * float(torch.rand(1, generator=g))
-    return x + tone * _rms(x) * 10 ** (level / 20) * math.sqrt(2)
+    tone = torch.sin(2 * math.pi * centre * t) * _rms(x) * 10 ** (-24 / 20) * math.sqrt(2)
+    return raised + tone
 
 
 def band_shift(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:

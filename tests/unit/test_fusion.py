@@ -1,0 +1,44 @@
+"""The fusion a bundle chooses: the tail scale of its components and the pseudo-anomalies it ranks."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sentinel import synth
+from sentinel.scoring.postprocess import TAIL_LEVELS, tail_score
+from sentinel.training.fusion import PSEUDO
+
+TABLE = [0.0, 0.7, 1.3, 1.7, 2.4]  # z of held-out normal windows at TAIL_LEVELS
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-10, 30, allow_nan=False), min_size=2, max_size=50))
+def test_tail_score_is_monotone_and_nothing_at_or_below_the_median(zs):
+    z = torch.tensor(sorted(zs), dtype=torch.float32)
+    s = tail_score(z, TABLE)
+    assert (s.diff() >= -1e-5).all()
+    assert (s[z <= TABLE[0]] == 0).all()
+
+
+def test_tail_score_reads_decades_of_the_normal_tail():
+    s = tail_score(torch.tensor(TABLE), TABLE)
+    want = [-np.log10(1 - lv) + np.log10(0.5) for lv in TAIL_LEVELS]
+    assert torch.allclose(s, torch.tensor(want, dtype=torch.float32), atol=1e-4)
+    # past the 99th percentile: one decade more per (q99 - q90) of z
+    assert float(tail_score(torch.tensor([TABLE[-1] + (TABLE[-1] - TABLE[2])]), TABLE)) == \
+        pytest.approx(want[-1] + 1, abs=1e-4)
+
+
+def test_every_pseudo_anomaly_keeps_the_length_and_changes_the_spectrum():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(synth.machine(rng, 3.0).astype(np.float32))
+    spec = torch.stft(x, 1024, 256, window=torch.hann_window(1024), return_complex=True).abs().mean(1)
+    for kind, f in PSEUDO.items():
+        y = f(x, 16000, torch.Generator().manual_seed(1))
+        assert y.shape == x.shape and torch.isfinite(y).all(), kind
+        sy = torch.stft(y.float(), 1024, 256, window=torch.hann_window(1024), return_complex=True).abs().mean(1)
+        change_db = (20 * torch.log10((sy + 1e-6) / (spec + 1e-6))).abs().max()  # in some band
+        assert change_db > 1.0 or kind == "dropouts", kind
+        assert not torch.equal(x, y), kind
