@@ -117,10 +117,12 @@ def main() -> int:
                     help="DDIM steps per noise level of the naive reference path (DDAD uses 10)")
     ap.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--machine", help="fleet bundles: score as this machine, and also time batches that mix "
+                    "every machine of the fleet (one pass for all of them, as the daemon scores a fleet's sources)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
-    bundle = load_bundle(a.bundle) if a.bundle else default_bundle()
+    bundle = load_bundle(a.bundle).for_machine(a.machine) if a.bundle else default_bundle()
     spec = bundle.features
     gen = torch.Generator().manual_seed(0)
     windows = torch.randn(max(a.batches), spec.window_samples, generator=gen) * 0.1
@@ -130,6 +132,13 @@ def main() -> int:
           f"{'bundle ' + str(a.bundle) if a.bundle else 'random weights'}, input {spec.input_shape}")
 
     fast = bundle.scorer(device)
+    if bundle.machines:
+        ids = [i % len(bundle.machines) + 1 for i in range(max(a.batches))]
+        for b in a.batches:
+            mixed = rate(lambda b=b: fast.score(windows[:b], machines=ids[:b]), b, a.seconds, device)
+            own = rate(lambda b=b: fast.score(windows[:b]), b, a.seconds, device)
+            print(f"fleet of {len(bundle.machines)}, batch {b}: {own:.1f} windows/s as {a.machine}, {mixed:.1f} "
+                  f"windows/s with every machine in the batch ({mixed / own:.2f}x)")
     ref_cfg = dataclasses.replace(bundle.scoring, steps=a.reference_steps)
     reference = DiffusionScorer(copy.deepcopy(bundle.model), bundle.scheduler, bundle.extractor, ref_cfg,
                                 bundle.stats, bundle.post, device=device, channels_last=False)
