@@ -141,7 +141,8 @@ def _us8k_set(name: str, target: Path) -> None:
 
 
 # -- training ------------------------------------------------------------------------------------------
-def train(out: Path, sets: list[str], steps: int, ae_steps: int, seed: int, outliers: bool = False) -> None:
+def train(out: Path, sets: list[str], steps: int, ae_steps: int, seed: int, outliers: bool = False,
+          config: Path | None = None) -> None:
     """Fixed steps, not a wall-clock budget: the figures must not depend on what else the machine ran."""
     for s in sets:
         if s.startswith("fleet-"):
@@ -155,6 +156,8 @@ def train(out: Path, sets: list[str], steps: int, ae_steps: int, seed: int, outl
                     "--steps", str(ae_steps if model == "ae" else steps), "--seed", str(seed)]
             if model == "ae":
                 args += ["--model", "autoencoder"]
+            elif config is not None:
+                args += ["--config", str(config)]
             t0 = time.perf_counter()
             info = json.loads(sentinel(*args).strip().splitlines()[-1])
             print(json.dumps({"set": s, "model": model, "steps": info.get("steps"),
@@ -405,6 +408,8 @@ def main() -> int:
     ap.add_argument("--ae-steps", type=int, default=1500, help="training steps of each DCASE autoencoder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage", choices=["all", "prepare", "train", "eval"], default="all")
+    ap.add_argument("--train-config", type=Path, help="`sentinel train --config` of the diffusion models (e.g. "
+                    "another width); default: the defaults")
     ap.add_argument("--fleet-outliers", action="store_true",
                     help="fleet sets: also train a fleet bundle with ESC-50 fold 4 as --outliers")
     ap.add_argument("--fresh", action="store_true", help="evaluate again sets that have results from an earlier run")
@@ -413,7 +418,7 @@ def main() -> int:
     if a.stage in ("all", "prepare", "train"):
         prepare(a.out, a.sets)
     if a.stage in ("all", "train"):
-        train(a.out, a.sets, a.steps, a.ae_steps, a.seed, a.fleet_outliers)
+        train(a.out, a.sets, a.steps, a.ae_steps, a.seed, a.fleet_outliers, a.train_config)
     if a.stage in ("all", "eval"):
         from sentinel.scoring.config import ScoringConfig
 
