@@ -18,6 +18,11 @@ import torch
 from sentinel.scoring.calibration import Calibration
 from sentinel.scoring.config import OPTIONAL, ScoringConfig
 
+MIN_STD = {"machine": 1.0}
+"""Least spread a component's z-scaling may use. The machine classifier is all but certain on
+normal held-out windows (-log p of the own machine ~1e-4 nats, spread ~1e-4), so its own spread
+would blow a hair's doubt up into a z of tens (44 false alarms per hour on the fleet benchmark);
+its scale is nats: a window given e times less chance of being its own machine moves one unit."""
 TAIL_LEVELS = (0.5, 0.75, 0.9, 0.95, 0.99)
 """Quantiles of each component's held-out normal z-scores kept for the tail fusion."""
 

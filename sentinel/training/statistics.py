@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from sklearn.covariance import LedoitWolf
 
-from sentinel.scoring.postprocess import PostProcessor
+from sentinel.scoring.postprocess import MIN_STD, PostProcessor
 from sentinel.scoring.scorer import DiffusionScorer
 from sentinel.scoring.stats import NormalStats, mahalanobis
 from sentinel.windows import sliding_windows
@@ -39,7 +39,7 @@ def fit_statistics(scorer: DiffusionScorer, fit_windows: torch.Tensor, holdout_w
     comps = scorer.components(scorer.raw(holdout_windows, every_component=True), stats)
     for name, values in comps.items():
         post.component_mean[name] = float(values.mean())
-        post.component_std[name] = max(float(values.std()), 1e-6)
+        post.component_std[name] = max(float(values.std()), MIN_STD.get(name, 1e-6))
         post.fit_tail(name, values)
     if span_recordings is not None:
         _fit_span(scorer, stats, post, *span_recordings)

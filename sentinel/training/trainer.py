@@ -176,6 +176,9 @@ def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device
     on the normal recordings, split exactly as training split them. Calibration is dropped:
     thresholds of the old scores do not apply to the new ones.
     """
+    if bundle.machines:
+        raise BundleError(f"bundle {bundle.path}: a fleet bundle; refitting one machine's statistics is not "
+                          "supported, retrain the fleet with the new scoring settings")
     config = TrainingConfig(**bundle.training.get("config", {}))
     recs = load_recordings(data, bundle.features, on_error=on_file_error)
     train_recs, holdout = holdout_split(recs, config.holdout_fraction, config.seed)
