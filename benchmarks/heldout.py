@@ -20,8 +20,10 @@ Sets (each: train/normal_* for training and calibration, test/{normal,anomalous_
   real fan  real-fan-sensiml: ../shared/data/fan-sensiml, a real fan with loud induced faults (every
             method separates it: an end-to-end check, not a ranking).
 Round 5 chose its settings leaving each dev/families/US8K set out in turn (docs/quality.md); the
-fresh sets are the check of that choice. Round 6's fusion is chosen by each bundle from its own
-held-out audio and pseudo-anomalies (sentinel.training.fusion), never from these test sets.
+fresh sets are the check of that choice. Round 6 let each bundle choose its fusion from its own
+held-out audio and pseudo-anomalies (training.choose_fusion, sentinel.training.fusion); on the
+real sets that lost to the fixed recipe, so it is off by default and "sentinel" is the recipe again
+(the round-6 figures of the choice came from a run with it on).
 The gain columns use the first 24 normal test clips of each set.
 Per set, in one run: the diffusion recipe and its variants (one network, its statistics refitted
 with today's scoring defaults, rescored with other component weights), the DCASE 2020 autoencoder
@@ -424,8 +426,8 @@ def main() -> int:
 
         cfg = ScoringConfig()
         tol, agg = cfg.level_tolerance_db, cfg.file_aggregate
-        # The shipped recipe (today's defaults, with the fusion each bundle chose from its own held-out
-        # audio and pseudo-anomalies) and what it is made of, all from one network: the fixed mean of
+        # The shipped recipe (today's defaults, with the fusion the bundle carries: the recipe's unless it
+        # was trained with training.choose_fusion) and what it is made of, all from one network: the fixed mean of
         # z-scores it chose among (recipe), each fusion alone (tail, max-z), the window components
         # alone (span0), the span alone, and the max file aggregate of earlier rounds. Nothing is
         # picked here: the choice was the bundle's.

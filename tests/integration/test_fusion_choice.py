@@ -1,4 +1,5 @@
-"""`sentinel train` chooses how its bundle fuses components, from its own held-out audio."""
+"""`sentinel train` with training.choose_fusion chooses how its bundle fuses components, from its own
+held-out audio; by default it keeps the recipe."""
 
 import json
 
@@ -17,7 +18,7 @@ def test_a_bundle_chooses_its_fusion_and_scores_by_it(tmp_path):
     for i in range(26):  # 4 held out: enough to choose by
         sf.write(data / f"n{i:02d}.wav", synth.machine(rng, 3.0), 16000)
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY_CONFIG)
+    cfg.write_text(TINY_CONFIG.replace("fit_windows: 256}", "fit_windows: 256, choose_fusion: true}"))
     run_cli("train", "--data", str(data), "--out", str(tmp_path / "b"), "--config", str(cfg), "--steps", "20",
             check=True)
     fusion = json.loads((tmp_path / "b" / "bundle.json").read_text())["postprocess"]["fusion"]
@@ -34,7 +35,7 @@ def test_a_bundle_chooses_its_fusion_and_scores_by_it(tmp_path):
     chosen = bundle.post.window_scores(res.components, weights, combine=fusion.get("combine", "mean"))
     assert torch.allclose(res.scores, chosen)
 
-    cfg.write_text(TINY_CONFIG.replace("fit_windows: 256}", "fit_windows: 256, choose_fusion: false}"))
+    cfg.write_text(TINY_CONFIG)  # the default: the recipe as it is
     run_cli("train", "--data", str(data), "--out", str(tmp_path / "c"), "--config", str(cfg), "--steps", "20",
             check=True)
     assert json.loads((tmp_path / "c" / "bundle.json").read_text())["postprocess"]["fusion"] is None
