@@ -89,6 +89,10 @@ class Bundle:
         stats, post = self.fleet[name]
         return dataclasses.replace(self, stats=stats, post=post, machine=name)
 
+    def machine_id(self, name: str) -> int:
+        """The id the fleet network knows machine `name` by (1-based; 0 is the null id)."""
+        return self.machines.index(name) + 1
+
     @property
     def features(self) -> FeatureSpec:
         """The audio feature spec (audio bundles; see `modality`)."""
@@ -141,10 +145,10 @@ class Bundle:
         if self.machines:
             if self.machine is None:
                 self.for_machine(None)  # raises: which machine?
-            ids = {name: i for i, name in enumerate(self.machines, start=1)}
-            fleet = {ids[n]: (st, dataclasses.replace(pp, config=scoring)) for n, (st, pp) in self.fleet.items()}
+            fleet = {self.machine_id(n): (st, dataclasses.replace(pp, config=scoring))
+                     for n, (st, pp) in self.fleet.items()}
             return DiffusionScorer(model, self.scheduler, extractor, scoring, self.stats, post, device=device,
-                                   machine=ids[self.machine or ""], fleet=fleet)
+                                   machine=self.machine_id(self.machine or ""), fleet=fleet)
         diffusion = DiffusionScorer(model, self.scheduler, extractor, scoring, self.stats, post, device=device)
         return ImageScorer(diffusion, self.patch_memory) if self.patch_memory is not None else diffusion
 

@@ -305,7 +305,7 @@ class Daemon:
             bundle = root.for_machine(sc.machine)
             scorer = scorers[sc.bundle_path(cfg.daemon)]
             if sc.machine is not None:
-                scorer = scorer.view(root.machines.index(sc.machine) + 1)
+                scorer = scorer.view(root.machine_id(sc.machine))
             quieter, floor = bundle.post.level_bounds() or (None, None)
             if sc.min_level_db is not None:
                 floor, quieter = sc.min_level_db, max(quieter or sc.min_level_db, sc.min_level_db)
