@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,17 @@ from sentinel.features.spec import FeatureSpec
 class Recording:
     path: Path
     wave: torch.Tensor  # [N] at the model rate
+
+    @property
+    def group(self) -> str:
+        """Recordings of one session or source share this: the first number in the file name
+        (UrbanSound8K's freesound id in `134717-0-0-12.wav`, the recorder's date in
+        `20261202T011500.250Z.flac`); a name without a number is a group of its own."""
+        m = _FIRST_NUMBER.search(self.path.stem)
+        return m.group(0) if m else str(self.path)
+
+
+_FIRST_NUMBER = re.compile(r"\d+")
 
 
 def load_recordings(

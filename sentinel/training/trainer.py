@@ -74,6 +74,11 @@ class TrainingConfig:
                     "them (sentinel.training.fusion). Off by default: on real UrbanSound8K sets the choice lost "
                     "0.049 AUC to the recipe (docs/quality.md round 6).")
     ] = False
+    holdout_groups: Annotated[
+        bool, Field(description="Hold out whole groups of recordings (files whose names share their first number: "
+                    "a source id, a recording date) rather than single files, so that held-out audio is as "
+                    "new as tomorrow's; bundles trained before it keep their split (docs/quality.md round 7).")
+    ] = True
     seed: Annotated[int, Field(description="Seed of data order, noise and initial weights.")] = 0
 
     def to_dict(self) -> dict:
@@ -138,13 +143,42 @@ class _Distributed:
             dist.destroy_process_group()
 
 
-def holdout_split(recs: list[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:
-    """(train, held out): a seeded share of the items held out to normalise score components."""
+def holdout_split(recs: list[T], fraction: float, seed: int, groups: list[str] | None = None
+                  ) -> tuple[list[T], list[T]]:
+    """(train, held out): a seeded share of the items held out to normalise score components.
+
+    With `groups` (one key per item), whole groups are held out: slices of one source recording
+    held out beside their siblings look far more normal than the next machine or the next day
+    will, so components scaled by them (the span most: a Gaussian over a handful of sources)
+    alarm on every new source (docs/quality.md round 7). Groups are taken in a seeded order until
+    the share is reached, skipping any that would hold out more than twice it; items whose groups
+    are all single (or one group holding everything) are split one by one, as without groups."""
     if len(recs) < 2 or fraction == 0:
         return recs, recs  # too little data to hold any out: normalise on what we trained on
-    order = torch.randperm(len(recs), generator=torch.Generator().manual_seed(seed)).tolist()
     n_hold = min(len(recs) - 1, max(1, round(fraction * len(recs))))
+    if groups is not None:
+        keys = list(dict.fromkeys(groups))
+        if 1 < len(keys) < len(recs):
+            order = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist()
+            size = {k: groups.count(k) for k in keys}
+            held: set[str] = set()
+            for i in order:
+                total = sum(size[k] for k in held)
+                if total >= n_hold:
+                    break
+                if total + size[keys[i]] <= max(2 * n_hold, 1) and len(held) + 1 < len(keys):
+                    held.add(keys[i])
+            if held:
+                return ([r for r, g in zip(recs, groups, strict=True) if g not in held],
+                        [r for r, g in zip(recs, groups, strict=True) if g in held])
+    order = torch.randperm(len(recs), generator=torch.Generator().manual_seed(seed)).tolist()
     return [recs[i] for i in order[n_hold:]], [recs[i] for i in order[:n_hold]]
+
+
+def split_recordings(recs: list[Recording], config: TrainingConfig) -> tuple[list[Recording], list[Recording]]:
+    """(train, held out) as training splits recordings (and refit splits them again)."""
+    groups = [r.group for r in recs] if config.holdout_groups else None
+    return holdout_split(recs, config.holdout_fraction, config.seed, groups)
 
 
 def _windows(recs: list[Recording], spec: FeatureSpec, limit: int, seed: int) -> torch.Tensor:
@@ -180,9 +214,10 @@ def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device
     if bundle.machines:
         raise BundleError(f"bundle {bundle.path}: a fleet bundle; refitting one machine's statistics is not "
                           "supported, retrain the fleet with the new scoring settings")
-    config = TrainingConfig(**bundle.training.get("config", {}))
+    # A bundle trained before holdout_groups existed split recording by recording.
+    config = TrainingConfig(**{"holdout_groups": False, **bundle.training.get("config", {})})
     recs = load_recordings(data, bundle.features, on_error=on_file_error)
-    train_recs, holdout = holdout_split(recs, config.holdout_fraction, config.seed)
+    train_recs, holdout = split_recordings(recs, config)
     scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, scoring, device=device)
     stats, post = _fit_stats(scorer, train_recs, holdout, config)
     bundle.model.cpu()
@@ -364,7 +399,7 @@ def train(
     splits = {}
     for name, paths in groups.items():
         recs = load_recordings(paths, features, on_error=on_file_error)
-        splits[name] = holdout_split(recs, config.holdout_fraction, config.seed)
+        splits[name] = split_recordings(recs, config)
         log("data", **({"machine": name} if name else {}), recordings=len(recs), train=len(splits[name][0]),
             holdout=len(splits[name][1]), seconds=round(sum(r.wave.numel() for r in recs) / features.sample_rate, 1))
 
