@@ -268,9 +268,15 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float
     test_files = sorted((root / "test").iterdir())
     labels = np.array([_label(p) for p in test_files])
     rows = []
-    for model in ("diffusion", "ae"):
-        bundle = load_bundle(out / "bundles" / f"{s}-{model}")
-        if model == "diffusion":
+    for model in ("diffusion", "per-file", "ae"):
+        bundle = load_bundle(out / "bundles" / f"{s}-{'ae' if model == 'ae' else 'diffusion'}")
+        if model == "per-file":
+            # The same network with its held-out recordings drawn file by file (round 6 and before)
+            # rather than source by source (training.holdout_groups): what the whole-source split buys.
+            if not bundle.training.get("config", {}).get("holdout_groups", False):
+                continue
+            bundle.training["config"]["holdout_groups"] = False
+        if model != "ae":
             bundle = refit(bundle, [root / "train"], ScoringConfig(), torch.device("cpu"))
         scorer = bundle.scorer(torch.device("cpu"))
         sr, hop, win = bundle.features.sample_rate, scorer.config.hop_seconds, bundle.features.window_seconds
@@ -288,7 +294,8 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float
         gain_set = [f for f in test_files if _label(f) == 0][:GAIN_CLIPS]
         loud, quiet = components(gain_set, GAIN_DB), components(gain_set, -GAIN_DB)
         seconds = time.perf_counter() - t0
-        wanted = variants if model == "diffusion" else {"ae": None}
+        wanted = {"diffusion": variants, "ae": {"ae": None},
+                  "per-file": {f"{k}-per-file": v for k, v in variants.items() if k in ("recipe", "span0")}}[model]
         for name, variant in wanted.items():
             def windows(results, variant=variant, scorer=scorer):
                 if variant is None:
