@@ -401,7 +401,8 @@ def train(
         recs = load_recordings(paths, features, on_error=on_file_error)
         splits[name] = split_recordings(recs, config)
         log("data", **({"machine": name} if name else {}), recordings=len(recs), train=len(splits[name][0]),
-            holdout=len(splits[name][1]), seconds=round(sum(r.wave.numel() for r in recs) / features.sample_rate, 1))
+            holdout=len(splits[name][1]), holdout_sources=len({r.group for r in splits[name][1]}),
+            seconds=round(sum(r.wave.numel() for r in recs) / features.sample_rate, 1))
 
     extractor = FeatureExtractor(features)
     with torch.inference_mode():
