@@ -151,14 +151,16 @@ def holdout_split(recs: list[T], fraction: float, seed: int, groups: list[str] |
     held out beside their siblings look far more normal than the next machine or the next day
     will, so components scaled by them (the span most: a Gaussian over a handful of sources)
     alarm on every new source (docs/quality.md round 7). Groups are taken in a seeded order until
-    the share is reached, skipping any that would hold out more than twice it; items whose groups
-    are all single (or one group holding everything) are split one by one, as without groups."""
+    the share is reached, skipping any that would hold out more than twice it, and never leaving
+    training fewer than two groups: with two sessions, holding one out means the network never
+    hears it and the threshold is set by the one it never heard (the real fan, round 7). Items
+    whose groups are all single, or too few to spare one, are split one by one, as without groups."""
     if len(recs) < 2 or fraction == 0:
         return recs, recs  # too little data to hold any out: normalise on what we trained on
     n_hold = min(len(recs) - 1, max(1, round(fraction * len(recs))))
     if groups is not None:
         keys = list(dict.fromkeys(groups))
-        if 1 < len(keys) < len(recs):
+        if 2 < len(keys) < len(recs):
             order = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist()
             size = {k: groups.count(k) for k in keys}
             held: set[str] = set()
@@ -166,7 +168,7 @@ def holdout_split(recs: list[T], fraction: float, seed: int, groups: list[str] |
                 total = sum(size[k] for k in held)
                 if total >= n_hold:
                     break
-                if total + size[keys[i]] <= max(2 * n_hold, 1) and len(held) + 1 < len(keys):
+                if total + size[keys[i]] <= max(2 * n_hold, 1) and len(keys) - len(held) - 1 >= 2:
                     held.add(keys[i])
             if held:
                 return ([r for r, g in zip(recs, groups, strict=True) if g not in held],

@@ -42,6 +42,20 @@ def test_files_that_share_no_source_split_as_before() -> None:
     assert holdout_split(items, 0.15, 3, one) == holdout_split(items, 0.15, 3)
 
 
+def test_two_sessions_are_never_split_into_one_for_training_and_one_held_out() -> None:
+    # the real fan's shape: 24 slices recorded one day, 6 a year later; holding out the later day
+    # would train on one session and set the threshold on audio the network never heard
+    names = [f"normal_ON_20200318T2044{i:02d}_{i % 6}.wav" for i in range(24)]
+    names += [f"normal_ON_20210210T1012{i:02d}_{i}.wav" for i in range(6)]
+    items = _recs(names)
+    fit, held = split_recordings(items, TrainingConfig())
+    assert {r.group for r in fit} == {"20200318", "20210210"}
+    assert (fit, held) == holdout_split(items, 0.15, 0)  # one by one, as without groups
+    three = _recs(names + [f"normal_ON_20220101T0000{i:02d}_0.wav" for i in range(6)])
+    fit, held = split_recordings(three, TrainingConfig())
+    assert len({r.group for r in fit}) == 2 and not {r.group for r in fit} & {r.group for r in held}
+
+
 def test_a_bundle_trained_before_groups_keeps_its_split() -> None:
     recs = _recs([f"177621-0-0-{i}.wav" for i in range(10)] + [f"57320-0-0-{i}.wav" for i in range(10)])
     old = split_recordings(recs, TrainingConfig(holdout_groups=False))
