@@ -272,7 +272,9 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float
         bundle = load_bundle(out / "bundles" / f"{s}-{'ae' if model == 'ae' else 'diffusion'}")
         if model == "per-file":
             # The same network with its held-out recordings drawn file by file (round 6 and before)
-            # rather than source by source (training.holdout_groups): what the whole-source split buys.
+            # rather than source by source (training.holdout_groups). The network heard some of those
+            # files, so this over-states the split's ranking gain; `--train-config` with
+            # `training.holdout_groups: false` is the like-for-like run (docs/quality.md round 7).
             if not bundle.training.get("config", {}).get("holdout_groups", False):
                 continue
             bundle.training["config"]["holdout_groups"] = False
