@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ ID_DROPOUT = 0.1
 """Share of a fleet's training windows denoised under the null id: the unconditional model."""
 CLASSIFY_WEIGHT = 0.1
 """Weight of the machine-classification loss beside the denoising loss (fleet networks)."""
+MIN_TRAIN_GROUPS = 2
+"""Whole groups are held out only while training keeps at least this many (holdout_split)."""
 
 
 @dataclass(frozen=True)
@@ -164,16 +167,17 @@ def holdout_split(recs: list[T], fraction: float, seed: int, groups: list[str] |
     n_hold = min(len(recs) - 1, max(1, round(fraction * len(recs))))
     if groups is not None:
         keys = list(dict.fromkeys(groups))
-        if 2 < len(keys) < len(recs):
+        if MIN_TRAIN_GROUPS < len(keys) < len(recs):
             order = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist()
-            size = {k: groups.count(k) for k in keys}
+            size = Counter(groups)
             held: set[str] = set()
+            total = 0
             for i in order:
-                total = sum(size[k] for k in held)
                 if total >= n_hold:
                     break
-                if total + size[keys[i]] <= max(2 * n_hold, 1) and len(keys) - len(held) - 1 >= 2:
+                if total + size[keys[i]] <= max(2 * n_hold, 1) and len(keys) - len(held) - 1 >= MIN_TRAIN_GROUPS:
                     held.add(keys[i])
+                    total += size[keys[i]]
             if held:
                 return ([r for r, g in zip(recs, groups, strict=True) if g not in held],
                         [r for r, g in zip(recs, groups, strict=True) if g in held])
