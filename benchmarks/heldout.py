@@ -447,6 +447,11 @@ def main() -> int:
                     "max-z": (w, tol, agg, "max"),
                     "span0": ({**w, "span": 0.0}, tol, agg, "mean"),
                     "span-only": ({k: (1.0 if k == "span" else 0.0) for k in w}, tol, agg, "mean"),
+                    "clip-only": ({k: (1.0 if k == "clip" else 0.0) for k in w}, tol, agg, "mean"),
+                    "+clip": ({**w, "clip": 1.0}, tol, agg, "mean"),
+                    "+clip2": ({**w, "clip": 2.0}, tol, agg, "mean"),
+                    "+clip-tail": ({**w, "clip": 1.0}, tol, agg, "tail"),
+                    "+clip2-tail": ({**w, "clip": 2.0}, tol, agg, "tail"),
                     "max-agg": (w, tol, "max", "mean")}
         rows = []
         (a.out / "results").mkdir(exist_ok=True)

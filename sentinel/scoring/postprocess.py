@@ -57,6 +57,9 @@ class PostProcessor:
     span_count_mean: list[float] | None = None
     """Mean span distance of held-out normal audio by windows held (index = count - 1); None: one scale."""
     span_count_std: list[float] | None = None
+    clip_count_mean: list[float] | None = None
+    """The same for the clip component's distance (index = count - 1); None: one scale."""
+    clip_count_std: list[float] | None = None
     calibration: Calibration | None = None
     """The threshold and how it was set; None: not calibrated (scores, but no verdicts)."""
     accepted: torch.Tensor | None = None
@@ -93,15 +96,17 @@ class PostProcessor:
         mean, std = self.component_mean["level"], self.component_std["level"]
         return mean - self.QUIETER_DB, mean - 4 * std - self.config.level_tolerance_db - self.OFF_MARGIN_DB
 
-    def span_on_full_scale(self, dist: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """Span distances of means over `counts` windows, moved onto the scale of a full span's:
-        (d - mean_k) / std_k * std + mean, so that the component's one z-scaling fits every count."""
-        if self.span_count_mean is None or self.span_count_std is None or "span" not in self.component_mean:
+    def span_on_full_scale(self, dist: torch.Tensor, counts: torch.Tensor, name: str = "span") -> torch.Tensor:
+        """Distances of a stream component (span, clip) over `counts` windows, moved onto the scale
+        of a full span's: (d - mean_k) / std_k * std + mean, so that the component's one z-scaling
+        fits every count."""
+        count_mean, count_std = getattr(self, f"{name}_count_mean"), getattr(self, f"{name}_count_std")
+        if count_mean is None or count_std is None or name not in self.component_mean:
             return dist
-        idx = (counts.long() - 1).clamp(0, len(self.span_count_mean) - 1).cpu()
-        m = torch.tensor(self.span_count_mean, dtype=dist.dtype)[idx].to(dist.device)
-        sd = torch.tensor(self.span_count_std, dtype=dist.dtype)[idx].to(dist.device)
-        return (dist - m) / sd * self.component_std["span"] + self.component_mean["span"]
+        idx = (counts.long() - 1).clamp(0, len(count_mean) - 1).cpu()
+        m = torch.tensor(count_mean, dtype=dist.dtype)[idx].to(dist.device)
+        sd = torch.tensor(count_std, dtype=dist.dtype)[idx].to(dist.device)
+        return (dist - m) / sd * self.component_std[name] + self.component_mean[name]
 
     def window_scores(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None = None,
                       level_tolerance_db: float | None = None, profiles: torch.Tensor | None = None,
@@ -218,6 +223,7 @@ class PostProcessor:
     def to_dict(self) -> dict:
         out: dict = {"component_mean": self.component_mean, "component_std": self.component_std,
                      "span_count_mean": self.span_count_mean, "span_count_std": self.span_count_std,
+                     "clip_count_mean": self.clip_count_mean, "clip_count_std": self.clip_count_std,
                      "calibration": self.calibration.to_dict() if self.calibration else None,
                      "component_tail": self.component_tail, "fusion": self.fusion}
         if self.accepted_events:  # the profiles themselves are tensors: weights.safetensors (tensors())
@@ -235,7 +241,11 @@ class PostProcessor:
         cal = d.get("calibration")
         t = tensors or {}
         events = list(d.get("accepted_events") or [])
-        return cls(config, dict(d.get("component_mean") or {}), dict(d.get("component_std") or {}),
-                   d.get("span_count_mean"), d.get("span_count_std"), Calibration.from_dict(cal) if cal else None,
-                   t.get("post.accepted") if events else None, t.get("post.accepted_radius") if events else None,
-                   events, dict(d.get("component_tail") or {}), d.get("fusion"))
+        return cls(config, component_mean=dict(d.get("component_mean") or {}),
+                   component_std=dict(d.get("component_std") or {}),
+                   span_count_mean=d.get("span_count_mean"), span_count_std=d.get("span_count_std"),
+                   clip_count_mean=d.get("clip_count_mean"), clip_count_std=d.get("clip_count_std"),
+                   calibration=Calibration.from_dict(cal) if cal else None,
+                   accepted=t.get("post.accepted") if events else None,
+                   accepted_radius=t.get("post.accepted_radius") if events else None, accepted_events=events,
+                   component_tail=dict(d.get("component_tail") or {}), fusion=d.get("fusion"))

@@ -22,6 +22,12 @@ and then combined:
               the spread normal audio has at the same count of windows (fitted on held-out
               recordings): a young span counts as evidence from its second window on, without
               false alarms from its noise.
+- clip:       the clip Gaussian's view over the same span (the reference every round measured against):
+              Mahalanobis distance of the span's per-band mean log-mel *with* its level and per-band
+              spread over time (from the windows' mean and mean square), under a Ledoit-Wolf Gaussian
+              of such spans of the training recordings. Where the span sees spectral shape free of
+              level, this one sees level and shape together, which a gain change cannot fake beyond
+              `level_tolerance_db` (the span's level is moved up to that far towards normal first).
 - machine:    fleet bundles only: -log p(own machine | window) from the classifier on the
               denoiser's machine-blind encoder (sentinel.diffusion.unet): how much less the window
               sounds like its own machine than like its siblings (or like the outliers it was shown).
@@ -91,6 +97,9 @@ class Raw:
     "that was normal" remembers a sound by (PostProcessor.accepted)."""
     logits: torch.Tensor | None = None
     """[B, machines + 1] fleet networks: which machine the encoder hears (0: none of them)."""
+    clip: torch.Tensor | None = None
+    """[B, 2 mels]: each band's mean log-mel (dB, level kept) and its mean square over the window:
+    averaged over a span they give the span's per-band mean and spread (the clip component)."""
 
     def rows(self, idx: torch.Tensor) -> Raw:
         """The same measurements for some windows only."""
@@ -218,8 +227,10 @@ class DiffusionScorer(WindowScorer):
         # residual per frequency row (what the denoiser could not rebuild), in log: both skewed.
         if norm is not None:
             profile = torch.cat([norm.mean(-1), norm.std(-1), residual.mean(-1).clamp_min(1e-6).log()], dim=1)
+            clip = torch.cat([log_mel.mean(-1), log_mel.pow(2).mean(-1)], dim=1).float()
         else:
             profile = residual.new_zeros((residual.shape[0], 0))
+            clip = None
         b = x0.shape[0]
         # Encoding the reconstructions costs twice the input's encoding: only when it is used.
         with_recons = every_component or self.config.weights.get("feature", 0) > 0
@@ -238,7 +249,7 @@ class DiffusionScorer(WindowScorer):
         if self.model.config.num_machines:
             with self.pipeline.autocast():
                 logits = self.model.classifier(embedding).float()
-        return Raw(residual, discrepancy, embedding, level, profile.float(), signature, logits)
+        return Raw(residual, discrepancy, embedding, level, profile.float(), signature, logits, clip)
 
     def raw(self, windows: torch.Tensor, every_component: bool = False, machines: torch.Tensor | None = None) -> Raw:
         """One network pass per batch of windows; `every_component` also encodes the reconstructions
@@ -296,17 +307,44 @@ class DiffusionScorer(WindowScorer):
                 counts.append(k)
         return means, rows, counts
 
+    @property
+    def clip_dims(self) -> int:
+        """How many of a stream profile's entries are the clip component's (0: images)."""
+        return 2 * self.extractor.spec.n_mels if isinstance(self.extractor, FeatureExtractor) else 0
+
+    def stream_profile(self, raw: Raw) -> torch.Tensor:
+        """[B, P (+ 2 mels)] what a stream's history holds of each window: the span's profile, then
+        the clip component's per-band mean and mean square (audio only)."""
+        return raw.profile if raw.clip is None else torch.cat([raw.profile, raw.clip.to(raw.profile.device)], 1)
+
+    def clip_features(self, means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
+        """[N, 2 mels] per-band mean log-mel and spread of spans, from the span means of the clip
+        profile ([N, 2 mels]), their level moved up to `level_tolerance_db` towards normal."""
+        assert stats.clip_profile_mean is not None
+        mels = means.shape[1] // 2
+        mu, square = means[:, :mels], means[:, mels:]
+        spread = (square - mu.pow(2)).clamp_min(1e-6).sqrt()
+        tol = self.config.level_tolerance_db
+        shift = (mu.mean(1) - stats.clip_profile_mean[:mels].mean().to(mu.device)).clamp(-tol, tol)
+        return torch.cat([mu - shift[:, None], spread], dim=1)
+
     def _span(self, profiles: torch.Tensor, streams: Sequence[SpanState | None] | None,
-              stats: NormalStats) -> torch.Tensor:
-        """[B] span distance of each window, on a full span's scale; NaN where there is no span yet."""
-        out = torch.full((profiles.shape[0],), float("nan"))
+              stats: NormalStats) -> dict[str, torch.Tensor]:
+        """{"span", "clip"}: [B] distance of each window's span, on a full span's scale; NaN where
+        there is no span yet (or no statistics for the component)."""
+        out = {k: torch.full((profiles.shape[0],), float("nan")) for k in ("span", "clip")}
         if streams is None or stats.span_mean is None or stats.span_precision is None:
             return out
         means, rows, counts = self.span_distances(profiles, streams)
         if rows:
-            d = torch.stack(means).to(self.device) - stats.span_mean
-            dist = mahalanobis(d, stats.span_precision).cpu()
-            out[rows] = self.post.span_on_full_scale(dist, torch.tensor(counts))
+            span_dims, n = stats.span_mean.shape[0], torch.tensor(counts)
+            mean = torch.stack(means).to(self.device)
+            dist = mahalanobis(mean[:, :span_dims] - stats.span_mean, stats.span_precision).cpu()
+            out["span"][rows] = self.post.span_on_full_scale(dist, n)
+            if stats.clip_precision is not None and stats.clip_mean is not None and self.clip_dims:
+                feats = self.clip_features(mean[:, span_dims:], stats)
+                dist = mahalanobis(feats - stats.clip_mean, stats.clip_precision).cpu()
+                out["clip"][rows] = self.post.span_on_full_scale(dist, n, "clip")
         return out
 
     def combine(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None = None,
@@ -366,12 +404,16 @@ class DiffusionScorer(WindowScorer):
         """Components, span and window scores of one machine's (or a single network's) windows."""
         stats = self._need_stats()
         comps = self.components(raw, stats)
-        span_profiles = raw.profile
+        profiles = self.stream_profile(raw)
         if self.post.accepted is not None and raw.signature is not None and stats.span_mean is not None:
             # An accepted sound is normal in the span too: it enters the stream's history as the
             # normal mean profile, so it leaves no long tail of span evidence behind it.
             near = self.post.accepted_near(raw.signature)
-            span_profiles = torch.where(near[:, None], stats.span_mean.to(raw.profile.device), raw.profile)
-        comps["span"] = self._span(span_profiles, streams, stats).to(self.device)
+            normal = profiles.clone()
+            normal[:, : stats.span_mean.shape[0]] = stats.span_mean.to(profiles.device)
+            if stats.clip_profile_mean is not None:
+                normal[:, stats.span_mean.shape[0]:] = stats.clip_profile_mean.to(profiles.device)
+            profiles = torch.where(near[:, None], normal, profiles)
+        comps |= {k: v.to(self.device) for k, v in self._span(profiles, streams, stats).items()}
         scores = self.post.window_scores(comps, profiles=raw.signature)
         return ScoreResult(scores.cpu(), {k: v.cpu() for k, v in comps.items()})

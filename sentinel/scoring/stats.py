@@ -22,6 +22,11 @@ class NormalStats:
     embed_precision: torch.Tensor  # [D, D]
     span_mean: torch.Tensor | None = None  # [P]: span means of normal recordings; None: no span component
     span_precision: torch.Tensor | None = None  # [P, P]
+    clip_mean: torch.Tensor | None = None  # [2 mels]: clip features of normal spans; None: no clip component
+    clip_precision: torch.Tensor | None = None  # [2 mels, 2 mels]
+    clip_profile_mean: torch.Tensor | None = None
+    """[2 mels]: normal windows' per-band mean log-mel and mean square (what a stream's history holds
+    for the clip component; its level is the reference the gain tolerance is measured from)."""
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {
@@ -32,6 +37,9 @@ class NormalStats:
         }
         if self.span_mean is not None and self.span_precision is not None:
             out |= {"stats.span_mean": self.span_mean, "stats.span_precision": self.span_precision}
+        if self.clip_mean is not None and self.clip_precision is not None and self.clip_profile_mean is not None:
+            out |= {"stats.clip_mean": self.clip_mean, "stats.clip_precision": self.clip_precision,
+                    "stats.clip_profile_mean": self.clip_profile_mean}
         return out
 
     def to(self, device: torch.device) -> NormalStats:
@@ -48,4 +56,7 @@ class NormalStats:
             embed_precision=tensors["stats.embed_precision"],
             span_mean=tensors.get("stats.span_mean"),
             span_precision=tensors.get("stats.span_precision"),
+            clip_mean=tensors.get("stats.clip_mean"),
+            clip_precision=tensors.get("stats.clip_precision"),
+            clip_profile_mean=tensors.get("stats.clip_profile_mean"),
         )

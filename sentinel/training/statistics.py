@@ -58,7 +58,7 @@ def _span_means(scorer: DiffusionScorer, waves: list[torch.Tensor], limit: int =
     for wave in waves:
         if len(means) >= limit or wave.numel() < spec.window_samples:
             continue
-        profiles = scorer.raw(sliding_windows(wave, spec.window_samples, hop).samples).profile
+        profiles = scorer.stream_profile(scorer.raw(sliding_windows(wave, spec.window_samples, hop).samples))
         st = scorer.new_span_state()
         m, _, k = scorer.span_distances(profiles, [st] * len(profiles))
         means += m
@@ -68,16 +68,32 @@ def _span_means(scorer: DiffusionScorer, waves: list[torch.Tensor], limit: int =
 
 def _fit_span(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, train: list[torch.Tensor],
               holdout: list[torch.Tensor]) -> None:
+    """The span component's Gaussian and the clip component's, each on spans of the training
+    recordings, and their scaling on spans of the held-out ones."""
     fit_means, fit_counts = _span_means(scorer, train)
     if fit_means.shape[0] < 2:
         return  # recordings shorter than a span: no span component (its weight counts as 0)
-    stats.span_mean, stats.span_precision = _gaussian(fit_means, scorer.device)
     held, counts = _span_means(scorer, holdout)
     if held.shape[0] < 2:
         held, counts = fit_means, fit_counts
-    dist = mahalanobis(held.to(scorer.device) - stats.span_mean, stats.span_precision).cpu()
-    post.component_mean["span"] = float(dist.mean())
-    post.component_std["span"] = max(float(dist.std()), 1e-6)
+    span_dims = fit_means.shape[1] - scorer.clip_dims
+    stats.span_mean, stats.span_precision = _gaussian(fit_means[:, :span_dims], scorer.device)
+    dist = mahalanobis(held[:, :span_dims].to(scorer.device) - stats.span_mean, stats.span_precision).cpu()
+    _fit_stream_scale(scorer, post, "span", dist, counts)
+    if scorer.clip_dims:
+        stats.clip_profile_mean = fit_means[:, span_dims:].mean(0).to(scorer.device)
+        fit_clip = scorer.clip_features(fit_means[:, span_dims:].to(scorer.device), stats)
+        stats.clip_mean, stats.clip_precision = _gaussian(fit_clip, scorer.device)
+        held_clip = scorer.clip_features(held[:, span_dims:].to(scorer.device), stats)
+        _fit_stream_scale(scorer, post, "clip", mahalanobis(held_clip - stats.clip_mean, stats.clip_precision).cpu(),
+                          counts)
+
+
+def _fit_stream_scale(scorer: DiffusionScorer, post: PostProcessor, name: str, dist: torch.Tensor,
+                      counts: torch.Tensor) -> None:
+    """A stream component's z-scaling, per count of windows held, and its held-out tail."""
+    post.component_mean[name] = float(dist.mean())
+    post.component_std[name] = max(float(dist.std()), 1e-6)
     # Per count of windows held: a count the held-out recordings have too few of (longer than
     # they are, or rare) takes the scale of the nearest count below it that has enough, and
     # counts below the first that has enough take that one's; with none, one scale for all.
@@ -86,12 +102,11 @@ def _fit_span(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, 
         v = dist[counts == k]
         scales.append((float(v.mean()), max(float(v.std()), 1e-6)) if len(v) >= 3 else None)
     known = [sc for sc in scales if sc is not None]
-    last = known[0] if known else (post.component_mean["span"], post.component_std["span"])
+    last = known[0] if known else (post.component_mean[name], post.component_std[name])
     filled = []
     for sc in scales:
         last = sc or last
         filled.append(last)
-    post.span_count_mean = [m for m, _ in filled]
-    post.span_count_std = [sd for _, sd in filled]
-    post.fit_tail("span", post.span_on_full_scale(dist, counts))
-
+    setattr(post, f"{name}_count_mean", [m for m, _ in filled])
+    setattr(post, f"{name}_count_std", [sd for _, sd in filled])
+    post.fit_tail(name, post.span_on_full_scale(dist, counts, name))

@@ -33,7 +33,7 @@ def test_multi_step_ddim_path_scores(tiny_bundle, windows):
     cfg = ScoringConfig(**{**bundle.scoring.to_dict(), "steps": 3, "strengths": (0.3,), "weights": weights})
     res = bundle.scorer("cpu", cfg).score(windows)
     assert res.scores.shape == (5,) and torch.isfinite(res.scores).all()
-    assert set(res.components) == {"recon_mean", "recon_topk", "feature", "embedding", "level", "span"}
+    assert set(res.components) == {"recon_mean", "recon_topk", "feature", "embedding", "level", "span", "clip"}
     assert (res.components["feature"] > 0).all()  # the semantic discrepancy term is computed
     assert bundle.post.component_std["feature"] > 1e-5  # and was normalised at training time
 
@@ -177,3 +177,52 @@ def test_bundle_from_before_the_span_scale_keeps_its_span_rule(tiny_bundle, tmp_
     assert old.stats.span_mean is not None  # the tiny bundle's 3 s recordings do fit a span
     assert scorer.span_min_windows == max(2, scorer.span_windows // 2)
     assert torch.isfinite(scorer.score(windows).scores).all()
+
+
+def test_clip_component_sees_shape_and_level_but_not_a_small_gain_change(tiny_bundle):
+    """The clip Gaussian's view over a stream's span: a recording whose spectrum tilts, or that is
+    12 dB louder, lies far from normal; one 3 dB louder (within level_tolerance_db) does not."""
+    import dataclasses
+
+    import numpy as np
+
+    from sentinel import synth
+    from sentinel.scoring.scorer import DiffusionScorer, SpanState
+    from sentinel.training.fusion import tilt
+    from sentinel.training.statistics import fit_statistics
+    from sentinel.windows import sliding_windows
+
+    bundle = load_bundle(tiny_bundle)
+    rng = np.random.default_rng(11)
+    waves = [torch.from_numpy(synth.machine(rng, 3.0)).float() for _ in range(36)]
+    spec = bundle.features
+    cfg = ScoringConfig(**{**bundle.scoring.to_dict(), "hop_seconds": 0.5})
+    scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, cfg)
+    hop = round(cfg.hop_seconds * spec.sample_rate)
+    windows = lambda ws: torch.cat([sliding_windows(w, spec.window_samples, hop).samples for w in ws])  # noqa: E731
+    stats, post = fit_statistics(scorer, windows(waves[:12]), windows(waves[12:24]),
+                                 span_recordings=(waves[:12], waves[12:24]))
+    assert stats.clip_mean is not None and "clip" in post.component_tail
+
+    def clip_z(ws):  # each recording's clip z-score once its span holds the whole recording
+        out = []
+        for w in ws:
+            win = sliding_windows(w, spec.window_samples, hop).samples
+            res = scorer.score(win, [SpanState(scorer.span_windows)] * len(win))
+            out.append(float(post.z_score("clip", res.components["clip"][-1:])))
+        return np.array(out)
+
+    g = torch.Generator().manual_seed(0)
+    normal = clip_z(waves[24:])
+    assert np.median(clip_z([w * 10 ** (3 / 20) for w in waves[24:]])) < np.median(normal) + 1.0
+    assert np.median(clip_z([w * 4 for w in waves[24:]])) > np.quantile(normal, 0.95) + 2
+    assert np.median(clip_z([tilt(w, spec.sample_rate, g) for w in waves[24:]])) > np.quantile(normal, 0.95)
+
+    # a bundle fitted before the clip component scores as before, whatever weight clip is given
+    old_stats = dataclasses.replace(stats, clip_mean=None, clip_precision=None, clip_profile_mean=None)
+    old_post = dataclasses.replace(post, component_mean={k: v for k, v in post.component_mean.items() if k != "clip"})
+    old = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor,
+                          dataclasses.replace(cfg, weights={**cfg.weights, "clip": 1.0}), old_stats, old_post)
+    win = sliding_windows(waves[30], spec.window_samples, hop).samples
+    res = old.score(win, [SpanState(old.span_windows)] * len(win))
+    assert torch.isfinite(res.scores).all() and res.components["clip"].isnan().all()
