@@ -251,7 +251,8 @@ def judge(cw: list[np.ndarray], tw: list[np.ndarray], test_files: list[Path], po
     return thr, row
 
 
-def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float, str, str | None]]) -> list[dict]:
+def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float, str, str | None]],
+                 per_file: bool = False) -> list[dict]:
     """variants: name -> (component weights, level tolerance dB, file aggregate, combine; None: the
     bundle's chosen fusion), all from one network's components. The network's normal statistics
     are fitted again with today's scoring defaults (`sentinel refit`: same network, same training
@@ -271,6 +272,8 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float
     for model in ("diffusion", "per-file", "ae"):
         bundle = load_bundle(out / "bundles" / f"{s}-{'ae' if model == 'ae' else 'diffusion'}")
         if model == "per-file":
+            if not per_file:
+                continue
             # The same network with its held-out recordings drawn file by file (round 6 and before)
             # rather than source by source (training.holdout_groups). The network heard some of those
             # files, so this over-states the split's ranking gain; `--train-config` with
@@ -296,6 +299,12 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float
         gain_set = [f for f in test_files if _label(f) == 0][:GAIN_CLIPS]
         loud, quiet = components(gain_set, GAIN_DB), components(gain_set, -GAIN_DB)
         seconds = time.perf_counter() - t0
+        if model != "per-file":  # every window's components, for studies of other fusions without a rescore
+            (out / "components").mkdir(exist_ok=True)
+            torch.save({"train": [r.components for r in cal], "test": [r.components for r in test],
+                        "test_files": [f.name for f in test_files], "labels": labels.tolist(),
+                        "post": scorer.post.to_dict()},
+                       out / "components" / f"{s}-{model}.pt")
         wanted = {"diffusion": variants, "ae": {"ae": None},
                   "per-file": {f"{k}-per-file": v for k, v in variants.items() if k in ("recipe", "span0")}}[model]
         for name, variant in wanted.items():
@@ -423,6 +432,8 @@ def main() -> int:
                     "another width); default: the defaults")
     ap.add_argument("--fleet-outliers", action="store_true",
                     help="fleet sets: also train a fleet bundle with ESC-50 fold 4 as --outliers")
+    ap.add_argument("--per-file", action="store_true", help="also refit each network with its held-out audio drawn "
+                    "file by file (round 7's recipe-per-file columns; doubles the evaluation time)")
     ap.add_argument("--fresh", action="store_true", help="evaluate again sets that have results from an earlier run")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -452,6 +463,12 @@ def main() -> int:
                     "+clip2": ({**w, "clip": 2.0}, tol, agg, "mean"),
                     "+clip-tail": ({**w, "clip": 1.0}, tol, agg, "tail"),
                     "+clip2-tail": ({**w, "clip": 2.0}, tol, agg, "tail"),
+                    "frames-only": ({k: (1.0 if k == "frames" else 0.0) for k in w}, tol, agg, "mean"),
+                    "+frames": ({**w, "frames": 1.0}, tol, agg, "mean"),
+                    "+clip+frames": ({**w, "clip": 1.0, "frames": 1.0}, tol, agg, "mean"),
+                    "+clip+frames2": ({**w, "clip": 1.0, "frames": 2.0}, tol, agg, "mean"),
+                    "+clip+frames-tail": ({**w, "clip": 1.0, "frames": 1.0}, tol, agg, "tail"),
+                    "+clip2+frames2-tail": ({**w, "clip": 2.0, "frames": 2.0}, tol, agg, "tail"),
                     "max-agg": (w, tol, "max", "mean")}
         rows = []
         (a.out / "results").mkdir(exist_ok=True)
@@ -460,7 +477,7 @@ def main() -> int:
             if cached.exists() and not a.fresh:
                 rows += [{**r, "group": group(s)} for r in json.loads(cached.read_text())]
                 continue
-            new = evaluate_fleet(a.out, s) if s.startswith("fleet-") else evaluate_set(a.out, s, variants)
+            new = evaluate_fleet(a.out, s) if s.startswith("fleet-") else evaluate_set(a.out, s, variants, a.per_file)
             cached.write_text(json.dumps(new))
             rows += new
             for r in new:

@@ -35,6 +35,7 @@ from sentinel.features.spec import LEGACY_FEATURES, FeatureSpec
 from sentinel.files import atomic_write
 from sentinel.scoring.calibration import Calibration
 from sentinel.scoring.config import ScoringConfig
+from sentinel.scoring.frames import FrameReconstruction
 from sentinel.scoring.image_scorer import ImageScorer
 from sentinel.scoring.patch_memory import PatchMapConfig, PatchMemory
 from sentinel.scoring.postprocess import PostProcessor
@@ -71,6 +72,9 @@ class Bundle:
     """Fleet bundles: each machine's normal statistics and post-processor (its threshold)."""
     machine: str | None = None
     """A fleet bundle seen as one of its machines (`for_machine`): whose `stats` and `post` these are."""
+    frames: FrameReconstruction | None = None
+    """Diffusion bundles: the frame view (the DCASE autoencoder trained beside the network) behind
+    the frames component; None: a bundle without it (trained before it, or with training.frames off)."""
 
     def for_machine(self, name: str | None) -> Bundle:
         """The bundle as machine `name` scores it (a fleet's; None for a bundle of one machine).
@@ -133,9 +137,9 @@ class Bundle:
     def scorer(self, device: torch.device | str = "cpu", scoring: ScoringConfig | None = None) -> WindowScorer:
         # A scorer moves its modules to its device: off the CPU it gets copies, so the bundle stays
         # on the CPU and can serve scorers on several devices.
-        model, extractor = self.model, self.extractor
+        model, extractor, frames = self.model, self.extractor, self.frames
         if torch.device(device).type != "cpu":
-            model, extractor = copy.deepcopy(model), copy.deepcopy(extractor)
+            model, extractor, frames = copy.deepcopy(model), copy.deepcopy(extractor), copy.deepcopy(frames)
         assert self.post is not None
         scoring = scoring or self.scoring
         post = dataclasses.replace(self.post, config=scoring)
@@ -148,8 +152,9 @@ class Bundle:
             fleet = {self.machine_id(n): (st, dataclasses.replace(pp, config=scoring))
                      for n, (st, pp) in self.fleet.items()}
             return DiffusionScorer(model, self.scheduler, extractor, scoring, self.stats, post, device=device,
-                                   machine=self.machine_id(self.machine or ""), fleet=fleet)
-        diffusion = DiffusionScorer(model, self.scheduler, extractor, scoring, self.stats, post, device=device)
+                                   machine=self.machine_id(self.machine or ""), fleet=fleet, frames=frames)
+        diffusion = DiffusionScorer(model, self.scheduler, extractor, scoring, self.stats, post, device=device,
+                                    frames=frames)
         return ImageScorer(diffusion, self.patch_memory) if self.patch_memory is not None else diffusion
 
 
@@ -171,6 +176,7 @@ def _meta(bundle: Bundle) -> dict:
         "postprocess": (PostProcessor(bundle.scoring) if bundle.machine else bundle.post).to_dict()
         if bundle.post else None,
         "image_map": bundle.patch_memory.meta() if bundle.patch_memory else None,
+        "frames": bundle.frames.config.to_dict() if bundle.frames is not None else None,
         "fleet": {"machines": bundle.machines, "postprocess": {n: pp.to_dict() for n, (_, pp) in bundle.fleet.items()}}
         if bundle.machines else None,
         "training": bundle.training,
@@ -187,6 +193,8 @@ def save_bundle(bundle: Bundle, path: str | Path) -> Path:
         tensors.update({k: v.clone() if bundle.machines else v for k, v in bundle.stats.tensors().items()})
     if bundle.patch_memory is not None:
         tensors.update(bundle.patch_memory.tensors())
+    if bundle.frames is not None:
+        tensors.update(bundle.frames.tensors())
     if bundle.post is not None and bundle.machine is None:
         tensors.update(bundle.post.tensors())
     for name, (stats, post) in bundle.fleet.items():
@@ -315,6 +323,10 @@ def load_bundle(path: str | Path) -> Bundle:
             stride = spec.input_stride
             patch_memory = PatchMemory.from_parts(tensors, meta["image_map"], map_config, stride)
         machines, fleet = _fleet(meta.get("fleet"), scoring, tensors, path)
+        frames = None
+        if kind == "diffusion" and modality == "audio" and meta.get("frames"):
+            frames_cfg = _typed(AutoencoderConfig, meta["frames"], "frames", path)
+            frames = FrameReconstruction.from_tensors(frames_cfg, spec.sample_rate, tensors)
     except KeyError as e:
         raise BundleError(f"bundle {path}: {WEIGHTS} or {META} lacks {e.args[0]!r}; retrain the bundle") from None
     except (RuntimeError, TypeError, ValueError) as e:
@@ -333,6 +345,7 @@ def load_bundle(path: str | Path) -> Bundle:
         patch_memory=patch_memory,
         machines=machines,
         fleet=fleet,
+        frames=frames,
     )
 
 

@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-COMPONENTS = ("recon_mean", "recon_topk", "feature", "embedding", "level", "span", "clip", "machine")
-OPTIONAL = ("span", "clip", "machine")
+COMPONENTS = ("recon_mean", "recon_topk", "feature", "embedding", "level", "span", "clip", "frames", "machine")
+OPTIONAL = ("span", "clip", "frames", "machine")
 """Components a bundle may have no statistics for (recordings shorter than a span, a bundle that
-predates the clip component, a bundle of one machine): their weight then counts as 0."""
+predates the clip or frames component, a bundle of one machine): their weight then counts as 0."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class ScoringConfig:
     ] = 0.01
     smoothing: Annotated[int, Field(ge=1, description="Box-filter size (bins) applied before top-k pooling.")] = 3
     weights: Annotated[
-        dict[Literal["recon_mean", "recon_topk", "feature", "embedding", "level", "span", "clip", "machine"], float],
+        dict[Literal["recon_mean", "recon_topk", "feature", "embedding", "level", "span", "clip", "frames", "machine"],
+             float],
         Field(
             description="Weight of each normalised component in the combined score (0 disables it; "
             "'feature' is off by default: on the dev set it added cost and no AUC; 'level' is half "
@@ -48,7 +49,8 @@ class ScoringConfig:
             "bundles only): how little a window sounds like its own machine (docs/quality.md round 6)."
         ),
     ] = field(default_factory=lambda: {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 0.0, "embedding": 1.0,
-                                       "level": 0.5, "span": 1.0, "clip": 0.0, "machine": 1.0})
+                                       "level": 0.5, "span": 1.0, "clip": 0.0, "frames": 0.0,
+                                       "machine": 1.0})
     span_seconds: Annotated[
         float, Field(gt=0, description="Length of the rolling span of windows the span component averages, s.")
     ] = 8.0

@@ -28,6 +28,9 @@ and then combined:
               of such spans of the training recordings. Where the span sees spectral shape free of
               level, this one sees level and shape together, which a gain change cannot fake beyond
               `level_tolerance_db` (the span's level is moved up to that far towards normal first).
+- frames:     the DCASE autoencoder's view (sentinel.scoring.frames): log mean squared error of a small
+              dense autoencoder, trained beside the network, rebuilding the window's raw log-mel 5
+              frames at a time (level kept, full mel resolution).
 - machine:    fleet bundles only: -log p(own machine | window) from the classifier on the
               denoiser's machine-blind encoder (sentinel.diffusion.unet): how much less the window
               sounds like its own machine than like its siblings (or like the outliers it was shown).
@@ -97,6 +100,8 @@ class Raw:
     "that was normal" remembers a sound by (PostProcessor.accepted)."""
     logits: torch.Tensor | None = None
     """[B, machines + 1] fleet networks: which machine the encoder hears (0: none of them)."""
+    frames: torch.Tensor | None = None
+    """[B] bundles with a frame view: its log reconstruction error."""
     clip: torch.Tensor | None = None
     """[B, 2 mels]: each band's mean log-mel (dB, level kept) and its mean square over the window:
     averaged over a span they give the span's per-band mean and spread (the clip component)."""
@@ -156,10 +161,12 @@ class DiffusionScorer(WindowScorer):
         precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
         machine: int | None = None,
         fleet: dict[int, tuple[NormalStats, PostProcessor]] | None = None,
+        frames: torch.nn.Module | None = None,
     ) -> None:
         """A fleet network's scorer is one machine's (`machine`, 1-based, with that machine's
         `stats` and `post`); `fleet` holds every machine's, so that `score(..., machines=)` scores
-        windows of all of them in one network pass, and `view(m)` is machine m's scorer."""
+        windows of all of them in one network pass, and `view(m)` is machine m's scorer. `frames`
+        (sentinel.scoring.frames.FrameReconstruction) gives the frames component."""
         self.device = torch.device(device)
         # Network passes in bf16 on a GPU (tensor cores; about half the memory traffic); on a CPU
         # without bf16 units (AVX2 only) it is slower than float32, so "auto" keeps float32 there.
@@ -171,6 +178,7 @@ class DiffusionScorer(WindowScorer):
         # channels_last lets oneDNN (CPU) and cuDNN pick their fast convolution kernels: 1.6x on
         # this 2-core CPU for the default model, same numbers to float rounding.
         self.model = model.to(self.device, memory_format=self.memory_format).eval()
+        self.frames = frames.to(self.device).eval() if frames is not None else None
         self.extractor = extractor.to(self.device)
         self.scheduler_config = scheduler_config
         self.config = config
@@ -249,7 +257,8 @@ class DiffusionScorer(WindowScorer):
         if self.model.config.num_machines:
             with self.pipeline.autocast():
                 logits = self.model.classifier(embedding).float()
-        return Raw(residual, discrepancy, embedding, level, profile.float(), signature, logits, clip)
+        frames = self.frames(windows).float() if self.frames is not None and norm is not None else None
+        return Raw(residual, discrepancy, embedding, level, profile.float(), signature, logits, frames, clip)
 
     def raw(self, windows: torch.Tensor, every_component: bool = False, machines: torch.Tensor | None = None) -> Raw:
         """One network pass per batch of windows; `every_component` also encodes the reconstructions
@@ -276,6 +285,8 @@ class DiffusionScorer(WindowScorer):
             "embedding": mahalanobis(d, stats.embed_precision),
             "level": raw.level,
         }
+        if raw.frames is not None:
+            out["frames"] = raw.frames
         if raw.logits is not None and self.machine is not None:
             out["machine"] = raw.logits.logsumexp(1) - raw.logits[:, self.machine]
         return out

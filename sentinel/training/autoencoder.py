@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from sentinel.baseline.autoencoder import FEATURES, SCORING, AutoencoderConfig, DenseAutoencoder, stack_frames
+from sentinel.baseline.autoencoder import FEATURES, SCORING, AutoencoderConfig, stack_frames
 from sentinel.bundle import Bundle
 from sentinel.diffusion.schedulers import SchedulerConfig
 from sentinel.features.extractor import FeatureExtractor
 from sentinel.training.data import load_recordings
+from sentinel.training.frames import fit_autoencoder
 from sentinel.training.trainer import TrainResult, finish
 
 
@@ -37,29 +36,11 @@ def train_autoencoder(
     with torch.inference_mode():
         vectors = torch.cat([stack_frames(extractor.log_mel(r.wave), config.frames) for r in recs])
     log("data", recordings=len(recs), vectors=len(vectors))
-    model = DenseAutoencoder(config).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    budget = max_minutes * 60 if max_minutes else math.inf
-    started, steps, loss_avg = time.monotonic(), 0, float("nan")
-    model.train()
-    for epoch in range(config.epochs):
-        if time.monotonic() - started > budget:
-            break
-        order = torch.randperm(len(vectors), generator=gen)
-        for idx in order.split(config.batch_size):
-            if len(idx) < 2:  # batch norm needs two samples
-                continue
-            x = vectors[idx].to(device)
-            loss = F.mse_loss(model(x), x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            steps += 1
-            loss_avg = loss.item() if math.isnan(loss_avg) else 0.95 * loss_avg + 0.05 * loss.item()
-        log("epoch", epoch=epoch + 1, loss=round(loss_avg, 3))
+    started = time.monotonic()
+    model, steps, loss_avg = fit_autoencoder(vectors, config, device, gen, max_minutes, log)
     seconds = time.monotonic() - started
-    model = model.eval().cpu()
     bundle = Bundle(model=model, extractor=extractor, scheduler=SchedulerConfig(), scoring=SCORING, stats=None)
     return finish(bundle, {"model": "autoencoder", "steps": steps, "seconds": round(seconds, 1),
                            "final_loss": loss_avg, "recordings": len(recs), "data": [str(d) for d in data],
                            "device": str(device), "config": config.to_dict(), "seed": seed}, out, log)
+

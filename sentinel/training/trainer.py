@@ -30,6 +30,7 @@ from sentinel.scoring.postprocess import PostProcessor
 from sentinel.scoring.scorer import DiffusionScorer
 from sentinel.scoring.stats import NormalStats
 from sentinel.training.data import CropSampler, FleetSampler, Recording, load_recordings
+from sentinel.training.frames import train_frames
 from sentinel.training.fusion import choose_fusion
 from sentinel.training.statistics import fit_statistics
 from sentinel.windows import sliding_windows
@@ -85,6 +86,11 @@ class TrainingConfig:
         bool, Field(description="Hold out whole groups of recordings (files whose names share their first number: "
                     "a source id, a recording date) rather than single files, so that held-out audio is as "
                     "new as tomorrow's; bundles trained before it keep their split (docs/quality.md round 7).")
+    ] = True
+    frames: Annotated[
+        bool, Field(description="Train the frame view beside the network: the DCASE autoencoder on the same "
+                    "recordings (~20 s per 100 clips on 2 CPU cores), scored as the frames component "
+                    "(sentinel.scoring.frames).")
     ] = True
     seed: Annotated[int, Field(description="Seed of data order, noise and initial weights.")] = 0
 
@@ -219,7 +225,8 @@ def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device
 
     Residual and component statistics depend on the scoring settings, so they are fitted again
     on the normal recordings, split exactly as training split them. Calibration is dropped:
-    thresholds of the old scores do not apply to the new ones.
+    thresholds of the old scores do not apply to the new ones. A bundle trained before the frame
+    view gets one, trained on the same training split (unless its config turned `frames` off).
     """
     if bundle.machines:
         raise BundleError(f"bundle {bundle.path}: a fleet bundle; refitting one machine's statistics is not "
@@ -228,11 +235,16 @@ def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device
     config = TrainingConfig(**{"holdout_groups": False, **bundle.training.get("config", {})})
     recs = load_recordings(data, bundle.features, on_error=on_file_error)
     train_recs, holdout = split_recordings(recs, config)
-    scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, scoring, device=device)
+    frames = bundle.frames
+    if frames is None and config.frames:
+        frames = train_frames([r.wave for r in train_recs], bundle.features.sample_rate, device, config.seed)
+    scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, scoring, device=device,
+                             frames=frames)
     stats, post = _fit_stats(scorer, train_recs, holdout, config)
     bundle.model.cpu()
     bundle.extractor.cpu()
-    return dataclasses.replace(bundle, scoring=scoring, stats=stats, post=post, path=None, bundle_id="")
+    return dataclasses.replace(bundle, scoring=scoring, stats=stats, post=post, path=None, bundle_id="",
+                               frames=_cpu(frames))
 
 
 def _lr_factor(step: int, warmup: int) -> float:
@@ -442,27 +454,38 @@ def train(
         return TrainResult(bundle=None, steps=fit.steps, seconds=fit.seconds, final_loss=fit.final_loss)
 
     extractor = extractor.to(device)
+    # One frame view for the whole fleet: every machine's training recordings (never the held-out
+    # ones, which must stay unheard to scale its component honestly).
+    frames = train_frames([r.wave for tr, _ in splits.values() for r in tr], features.sample_rate, device,
+                          config.seed, log=log) if config.frames else None
     n_recs = sum(len(tr) + (len(ho) if ho is not tr else 0) for tr, ho in splits.values())
     if not fleet:
         train_recs, holdout = next(iter(splits.values()))
-        scorer = DiffusionScorer(fit.ema, scheduler_config, extractor, scoring, device=device)
+        scorer = DiffusionScorer(fit.ema, scheduler_config, extractor, scoring, device=device, frames=frames)
         stats, post = _fit_stats(scorer, train_recs, holdout, config)
         bundle = Bundle(model=fit.ema.cpu(), extractor=extractor.cpu(), scheduler=scheduler_config,
-                        scoring=scoring, stats=stats, post=post)
+                        scoring=scoring, stats=stats, post=post, frames=_cpu(frames))
     else:
         per_machine = {}
         for i, (name, (train_recs, holdout)) in enumerate(splits.items(), start=1):
-            scorer = DiffusionScorer(fit.ema, scheduler_config, extractor, scoring, device=device, machine=i)
+            scorer = DiffusionScorer(fit.ema, scheduler_config, extractor, scoring, device=device, machine=i,
+                                     frames=frames)
             per_machine[name] = _fit_stats(scorer, train_recs, holdout, config)
             log("statistics", machine=name)
         bundle = Bundle(model=fit.ema.cpu(), extractor=extractor.cpu(), scheduler=scheduler_config, scoring=scoring,
-                        stats=next(iter(per_machine.values()))[0], machines=list(groups), fleet=per_machine)
+                        stats=next(iter(per_machine.values()))[0], machines=list(groups), fleet=per_machine,
+                        frames=_cpu(frames))
     record = training_record(fit, config, [p for ps in groups.values() for p in ps], n_recs, device, world)
     if fleet:
         record["machines"] = {name: [str(p) for p in ps] for name, ps in groups.items()}
         record["outliers"] = [str(p) for p in outliers or []]
     return finish(bundle, record, out, log)
 
+
+
+def _cpu(module: T) -> T:
+    """A module back on the CPU, where bundles keep theirs (None stays None)."""
+    return module.cpu() if isinstance(module, torch.nn.Module) else module  # type: ignore[return-value]
 
 
 def finish(bundle: Bundle, record: dict, out: str | Path, log: Callable[..., None]) -> TrainResult:
