@@ -227,3 +227,23 @@ def test_clip_component_sees_shape_and_level_but_not_a_small_gain_change(tiny_bu
     win = sliding_windows(waves[30], spec.window_samples, hop).samples
     res = old.score(win, [SpanState(old.span_windows)] * len(win))
     assert torch.isfinite(res.scores).all() and res.components["clip"].isnan().all()
+
+
+def test_frame_view_is_trained_beside_the_network_and_hears_a_fault(tiny_bundle, machine_data):
+    """`sentinel train` trains the DCASE autoencoder beside the network; its component (the log
+    reconstruction error of raw log-mel frames) is higher where a fault sounds than on normal audio."""
+    from sentinel.audio import load_audio
+
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.frames is not None
+    scorer = bundle.scorer("cpu")
+    sr = bundle.features.sample_rate
+
+    def peak(path):
+        return float(scorer.score_recording(load_audio(path, sr)).components["frames"].max())
+
+    normal = [peak(p) for p in sorted(machine_data["test"].glob("normal_*.wav"))]
+    faulty = [peak(p) for p in sorted(machine_data["test"].glob("anomalous_*.wav"))]
+    assert min(faulty) > max(normal), (normal, faulty)
+    # and it is z-scaled on held-out audio like every other component
+    assert "frames" in bundle.post.component_mean and "frames" in bundle.post.component_tail
