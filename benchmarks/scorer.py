@@ -28,9 +28,11 @@ from pathlib import Path
 
 import torch
 
+from sentinel.baseline.autoencoder import AutoencoderConfig
 from sentinel.bundle import Bundle, load_bundle
 from sentinel.diffusion.unet import UNet
 from sentinel.features.extractor import FeatureExtractor
+from sentinel.scoring.frames import FrameReconstruction
 from sentinel.scoring.scorer import DiffusionScorer
 from sentinel.training.config import TrainConfig
 from sentinel.training.statistics import fit_statistics
@@ -44,12 +46,13 @@ def default_bundle(base: int | None = None) -> Bundle:
                                     base_channels=base or cfg.model.base_channels)
     torch.manual_seed(0)
     model, extractor = UNet(model_cfg).eval(), FeatureExtractor(cfg.features)
-    scorer = DiffusionScorer(model, cfg.scheduler, extractor, cfg.scoring)
+    frames = FrameReconstruction(AutoencoderConfig(), cfg.features.sample_rate).eval() if cfg.training.frames else None
+    scorer = DiffusionScorer(model, cfg.scheduler, extractor, cfg.scoring, frames=frames)
     noise = torch.randn(96, cfg.features.window_samples) * 0.1
     clips = [torch.randn(cfg.features.sample_rate * 6) * 0.1 for _ in range(8)]  # for the span statistics
     stats, post = fit_statistics(scorer, noise[:64], noise[64:], span_recordings=(clips[:6], clips[6:]))
     return Bundle(model=model, extractor=extractor, scheduler=cfg.scheduler, scoring=cfg.scoring, stats=stats,
-                  post=post)
+                  post=post, frames=frames)
 
 
 def sync(device: torch.device) -> None:
@@ -165,6 +168,13 @@ def main() -> int:
     with_span = rate(lambda: fast.score(bw, [state] * best_batch), best_batch, a.seconds, device)
     print(f"\nwith the span component (one stream's history, batch {best_batch}): {with_span:.1f} windows/s "
           f"= {with_span / best_rate:.2f} x without")
+
+    if bundle.frames is not None:
+        plain = dataclasses.replace(bundle, frames=None).scorer(device)
+        plain.batch_size = best_batch
+        without = rate(lambda: plain.score(bw), best_batch, a.seconds, device)
+        print(f"with the frame view (the autoencoder beside the network, batch {best_batch}): {best_rate:.1f} "
+              f"windows/s = {best_rate / without:.2f} x without it ({without:.1f})")
 
     print(f"\nDDIM steps per strength (batch {best_batch}):")
     print(f"{'steps':>6} {'windows/s':>10} {'RTF':>7} {'x naive':>8}")

@@ -26,7 +26,7 @@ from sentinel.scoring.scorer import ScoreResult, WindowScorer
 # DCASE's features; 32 frames of hop 512 = 1.024 s windows, the diffusion model's window length.
 FEATURES = FeatureSpec(n_fft=1024, hop_length=512, n_mels=128, window_frames=32, representation="mel",
                        remove_level=False)
-SCORING = ScoringConfig(file_aggregate="mean", weights={"recon_mean": 1.0})
+SCORING = ScoringConfig(file_aggregate="mean", weights={"recon_mean": 1.0}, combine="mean")
 
 
 @dataclass(frozen=True)

@@ -129,11 +129,12 @@ PSEUDO: dict[str, Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]] 
 }
 
 
-def candidates(recipe: dict[str, float]) -> dict[str, tuple[dict[str, float], str]]:
-    """The fusions tried: the recipe's mean of z-scores, the same weights by tail probability and
-    by max, and the long view or the window view leading."""
+def candidates(recipe: dict[str, float], combine: str = "mean") -> dict[str, tuple[dict[str, float], str]]:
+    """The fusions tried: the recipe's own (its weights and combination), the same weights by mean
+    of z-scores, by tail probability and by max, and the long view or the window view leading."""
     return {
-        "recipe": (dict(recipe), "mean"),
+        "recipe": (dict(recipe), combine),
+        "mean": (dict(recipe), "mean"),
         "tail": (dict(recipe), "tail"),
         "max": (dict(recipe), "max"),
         "span-led": ({**recipe, "span": 3 * recipe.get("span", 1.0) or 3.0}, "tail"),
@@ -156,7 +157,7 @@ def choose_fusion(scorer: DiffusionScorer, holdout: list[torch.Tensor], seed: in
                for kind, f in PSEUDO.items()}
     post: PostProcessor = scorer.post
     results: dict[str, float] = {}
-    for name, (weights, combine) in candidates(scorer.config.weights).items():
+    for name, (weights, combine) in candidates(scorer.config.weights, scorer.config.combine).items():
         def files(comps_list, weights=weights, combine=combine):
             return [post.file_score(post.window_scores(c, weights, combine=combine)) for c in comps_list]
 
@@ -175,5 +176,5 @@ def choose_fusion(scorer: DiffusionScorer, holdout: list[torch.Tensor], seed: in
     best = max(results, key=lambda k: (round(results[k], 3), k == "recipe"))  # ties keep the recipe
     chosen: dict = {"name": best, "pseudo_score": {k: round(v, 4) for k, v in results.items()}}
     if best != "recipe":  # the recipe's own weights stay the config's (a score-time override still applies)
-        chosen["weights"], chosen["combine"] = candidates(scorer.config.weights)[best]
+        chosen["weights"], chosen["combine"] = candidates(scorer.config.weights, scorer.config.combine)[best]
     return chosen, results
