@@ -176,10 +176,11 @@ def test_every_kind_of_bad_audio_is_one_line_and_the_rest_is_scored(tiny_bundle,
 
 
 def _cycle(machine_data, tmp_path) -> str:
-    """Normal, anomalous, normal, looped by the daemon: an alert every cycle (about 9 s), each its own
-    event (a looped anomaly alone would be one long event)."""
+    """Normal, anomalous, then normal for longer than a span, looped by the daemon: an alert every
+    cycle (about 15 s), each its own event (a looped anomaly alone would be one long event, and the
+    span and clip components remember a fault for the span's 8 s)."""
     parts = [sf.read(machine_data["test"] / f, dtype="float32")[0]
-             for f in ("normal_0.wav", "anomalous_0.wav", "normal_1.wav")]
+             for f in ("normal_0.wav", "anomalous_0.wav", "normal_1.wav", "normal_2.wav", "normal_3.wav")]
     path = tmp_path / "cycle.wav"
     sf.write(path, np.concatenate(parts), 16000)
     return str(path)
