@@ -144,7 +144,8 @@ def main() -> int:
                   f"windows/s with every machine in the batch ({mixed / own:.2f}x)")
     ref_cfg = dataclasses.replace(bundle.scoring, steps=a.reference_steps)
     reference = DiffusionScorer(copy.deepcopy(bundle.model), bundle.scheduler, bundle.extractor, ref_cfg,
-                                bundle.stats, bundle.post, device=device, channels_last=False)
+                                bundle.stats, bundle.post, device=device, channels_last=False,
+                                frames=copy.deepcopy(bundle.frames))
     n_naive = 4 if device.type == "cpu" else 16
     naive = rate(lambda: naive_reference(reference, windows[:n_naive]), n_naive, a.seconds, device)
     print(f"fast path precision: {fast.pipeline.autocast_dtype or torch.float32} network passes, channels_last, "

@@ -158,8 +158,9 @@ class PostProcessor:
         combine = combine or (cfg.combine if explicit else fusion.get("combine", cfg.combine))
         tolerance = cfg.level_tolerance_db if level_tolerance_db is None else level_tolerance_db
         # span without statistics (recordings shorter than a span at training), machine without a
-        # fleet: weight 0
-        w = {k: v for k, v in weights.items() if v > 0 and (k not in OPTIONAL or k in self.component_mean)}
+        # fleet, frames from a scorer built without the bundle's frame view: weight 0
+        w = {k: v for k, v in weights.items()
+             if v > 0 and (k not in OPTIONAL or (k in self.component_mean and k in comps))}
         if not w:
             raise ValueError("scoring.weights: every component weight is 0; enable at least one")
         missing = [k for k in w if k not in self.component_mean]
