@@ -23,7 +23,7 @@ def test_a_bundle_chooses_its_fusion_and_scores_by_it(tmp_path):
             check=True)
     fusion = json.loads((tmp_path / "b" / "bundle.json").read_text())["postprocess"]["fusion"]
     scores = fusion["pseudo_score"]
-    assert set(scores) == {"recipe", "tail", "max", "span-led", "window-led"}
+    assert set(scores) == {"recipe", "mean", "tail", "max", "span-led", "window-led"}
     assert scores[fusion["name"]] == max(scores.values())
 
     from sentinel.audio import load_audio
@@ -32,7 +32,7 @@ def test_a_bundle_chooses_its_fusion_and_scores_by_it(tmp_path):
     bundle = load_bundle(tmp_path / "b")
     res = bundle.scorer("cpu").score_recording(load_audio(data / "n00.wav", 16000))
     weights = fusion.get("weights", bundle.scoring.weights)
-    chosen = bundle.post.window_scores(res.components, weights, combine=fusion.get("combine", "mean"))
+    chosen = bundle.post.window_scores(res.components, weights, combine=fusion.get("combine", bundle.scoring.combine))
     assert torch.allclose(res.scores, chosen)
 
     cfg.write_text(TINY_CONFIG)  # the default: the recipe as it is
