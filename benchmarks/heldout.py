@@ -33,6 +33,10 @@ Reported: AUC, pAUC (max FPR 0.1), TPR at the threshold calibrated on the traini
 1 false alarm per hour (what `sentinel calibrate` does), the false alarms per hour that threshold
 gives on the normal test audio (runs of windows above it), and the same false-alarm rate with
 the normal test clips 6 dB louder and 6 dB quieter (a different microphone gain).
+Every window's raw components of the training and test clips are written to
+OUT/components/<set>-<model>.pt (with the post-processor), so that other weights and fusions can be
+scored without another network pass (round 8 chose from those). `--per-file` adds round 7's
+file-by-file refit (twice the evaluation time).
 """
 
 from __future__ import annotations
