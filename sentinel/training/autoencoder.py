@@ -43,4 +43,3 @@ def train_autoencoder(
     return finish(bundle, {"model": "autoencoder", "steps": steps, "seconds": round(seconds, 1),
                            "final_loss": loss_avg, "recordings": len(recs), "data": [str(d) for d in data],
                            "device": str(device), "config": config.to_dict(), "seed": seed}, out, log)
-
