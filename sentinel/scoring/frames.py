@@ -8,7 +8,10 @@ reference the recipe lost to most (drilling and jackhammer, docs/quality.md roun
 diffusion bundle trains one beside its network and scores it as one more component (`frames`):
 the log of the window's mean squared reconstruction error, z-scaled on held-out audio like the
 others. The network is the baseline's own (sentinel.baseline.autoencoder), so the component is
-exactly what the reference measures, on the same windows.
+what the reference measures, on the same windows, with one difference: a window's level is first
+moved up to `level_tolerance_db` towards the training windows' mean level (in training and in
+scoring alike), so that a microphone 6 dB hotter is no evidence here either. Without it a normal
+recording 6 dB louder raised 92 alerts in the daemon test of a gain change (docs/quality.md round 8).
 """
 
 from __future__ import annotations
@@ -25,19 +28,31 @@ from sentinel.features.mel import LogMel
 class FrameReconstruction(nn.Module):
     """waveform windows [B, N] -> [B] log mean squared reconstruction error of their stacked frames."""
 
-    def __init__(self, config: AutoencoderConfig, sample_rate: int) -> None:
+    def __init__(self, config: AutoencoderConfig, sample_rate: int, level: float | None = None) -> None:
         super().__init__()
         self.config = config
         self.sample_rate = sample_rate
+        self.level = level
+        """Mean level (mean log-mel, dB) of the training windows, towards which a window's level is
+        moved; None: levels kept as they are (bundles trained before the gain tolerance)."""
         self.log_mel = LogMel(dataclasses.replace(FEATURES, sample_rate=sample_rate))
         self.net = DenseAutoencoder(config)
 
-    def vectors(self, wave: torch.Tensor) -> torch.Tensor:
-        """[..., vectors, frames * mels]: the stacked raw log-mel frames of waveforms [..., N]."""
-        return stack_frames(self.log_mel(wave), self.config.frames)
+    def levelled(self, wave: torch.Tensor, tolerance_db: float) -> torch.Tensor:
+        """[..., mels, T] log-mel of waveforms [..., N], each one's level moved up to `tolerance_db`
+        towards the training level."""
+        log_mel = self.log_mel(wave)
+        if self.level is None or tolerance_db <= 0:
+            return log_mel
+        shift = (log_mel.mean(dim=(-2, -1)) - self.level).clamp(-tolerance_db, tolerance_db)
+        return log_mel - shift[..., None, None]
 
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        v = self.vectors(windows)
+    def vectors(self, wave: torch.Tensor, tolerance_db: float = 0.0) -> torch.Tensor:
+        """[..., vectors, frames * mels]: the stacked log-mel frames of waveforms [..., N]."""
+        return stack_frames(self.levelled(wave, tolerance_db), self.config.frames)
+
+    def forward(self, windows: torch.Tensor, tolerance_db: float = 0.0) -> torch.Tensor:
+        v = self.vectors(windows, tolerance_db)
         flat = v.reshape(-1, v.shape[-1])
         err = (self.net(flat) - flat).pow(2).mean(-1).reshape(v.shape[:2]).mean(-1)
         # log: the error is skewed (a foreign sound multiplies it); z-scaling wants it symmetric
@@ -45,12 +60,17 @@ class FrameReconstruction(nn.Module):
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """What a bundle saves: the autoencoder's weights and batch-norm statistics (the mel filters
-        are rebuilt from the sample rate)."""
-        return {f"frames.{k}": v for k, v in self.net.state_dict().items()}
+        are rebuilt from the sample rate), and the training level."""
+        out = {f"frames.{k}": v for k, v in self.net.state_dict().items()}
+        if self.level is not None:
+            out["frames.level"] = torch.tensor([self.level])
+        return out
 
     @classmethod
     def from_tensors(cls, config: AutoencoderConfig, sample_rate: int, tensors: dict[str, torch.Tensor]
                      ) -> FrameReconstruction:
-        out = cls(config, sample_rate)
-        out.net.load_state_dict({k.removeprefix("frames."): v for k, v in tensors.items() if k.startswith("frames.")})
+        level = tensors.get("frames.level")
+        out = cls(config, sample_rate, None if level is None else float(level.reshape(-1)[0]))
+        out.net.load_state_dict({k.removeprefix("frames."): v for k, v in tensors.items()
+                                 if k.startswith("frames.") and k != "frames.level"})
         return out.eval()

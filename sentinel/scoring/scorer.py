@@ -30,7 +30,8 @@ and then combined:
               `level_tolerance_db` (the span's level is moved up to that far towards normal first).
 - frames:     the DCASE autoencoder's view (sentinel.scoring.frames): log mean squared error of a small
               dense autoencoder, trained beside the network, rebuilding the window's raw log-mel 5
-              frames at a time (level kept, full mel resolution).
+              frames at a time (level kept, moved at most `level_tolerance_db` towards normal; full
+              mel resolution).
 - machine:    fleet bundles only: -log p(own machine | window) from the classifier on the
               denoiser's machine-blind encoder (sentinel.diffusion.unet): how much less the window
               sounds like its own machine than like its siblings (or like the outliers it was shown).
@@ -257,7 +258,7 @@ class DiffusionScorer(WindowScorer):
         if self.model.config.num_machines:
             with self.pipeline.autocast():
                 logits = self.model.classifier(embedding).float()
-        frames = self.frames(windows).float() if self.frames is not None and norm is not None else None
+        frames = self.frames(windows, self.config.level_tolerance_db).float() if self.frames is not None and norm is not None else None
         return Raw(residual, discrepancy, embedding, level, profile.float(), signature, logits, frames, clip)
 
     def raw(self, windows: torch.Tensor, every_component: bool = False, machines: torch.Tensor | None = None) -> Raw:

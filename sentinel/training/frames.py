@@ -44,15 +44,29 @@ def fit_autoencoder(vectors: torch.Tensor, config: AutoencoderConfig, device: to
     return model.eval().cpu(), steps, loss_avg
 
 
+def _windows(wave: torch.Tensor, n: int) -> torch.Tensor:
+    """[W, n] windows of the scorer's length covering a recording end to end (evenly spaced, a little
+    overlap), so that each one's level is moved as a scored window's would be; [1, N] if shorter."""
+    if wave.shape[-1] <= n:
+        return wave[None]
+    count = math.ceil(wave.shape[-1] / n)
+    starts = torch.linspace(0, wave.shape[-1] - n, count).round().long().tolist()
+    return torch.stack([wave[s:s + n] for s in starts])
+
+
 def train_frames(waves: list[torch.Tensor], sample_rate: int, device: torch.device, seed: int,
-                 config: AutoencoderConfig | None = None, log: Callable[..., None] | None = None
-                 ) -> FrameReconstruction:
+                 config: AutoencoderConfig | None = None, log: Callable[..., None] | None = None,
+                 window_samples: int | None = None, tolerance_db: float = 0.0) -> FrameReconstruction:
     """The frame view of normal recordings `waves` (at `sample_rate`): its autoencoder fitted on every
-    stacked-frame vector of them."""
+    stacked-frame vector of their windows (`window_samples` long, as scored), each window's level
+    moved up to `tolerance_db` towards the training windows' mean level, as scoring moves it."""
     config = config or AutoencoderConfig()
-    frames = FrameReconstruction(config, sample_rate)
     with torch.inference_mode():
-        vectors = torch.cat([frames.vectors(w.float()) for w in waves])
+        frames = FrameReconstruction(config, sample_rate)
+        chunks = [_windows(w.float(), window_samples) if window_samples else w.float()[None] for w in waves]
+        levels = torch.cat([frames.log_mel(c).mean(dim=(-2, -1)) for c in chunks])
+        frames = FrameReconstruction(config, sample_rate, float(levels.mean()) if tolerance_db > 0 else None)
+        vectors = torch.cat([frames.vectors(c, tolerance_db).flatten(0, 1) for c in chunks])
     started = time.monotonic()
     net, steps, loss = fit_autoencoder(vectors, config, device, torch.Generator().manual_seed(seed))
     (log or (lambda event, **kw: None))("frames", vectors=len(vectors), steps=steps, loss=round(loss, 3),

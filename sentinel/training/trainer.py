@@ -226,7 +226,8 @@ def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device
     Residual and component statistics depend on the scoring settings, so they are fitted again
     on the normal recordings, split exactly as training split them. Calibration is dropped:
     thresholds of the old scores do not apply to the new ones. A bundle trained before the frame
-    view gets one, trained on the same training split (unless its config turned `frames` off).
+    view (or before its gain tolerance) gets one, trained on the same training split (unless its
+    config turned `frames` off).
     """
     if bundle.machines:
         raise BundleError(f"bundle {bundle.path}: a fleet bundle; refitting one machine's statistics is not "
@@ -236,8 +237,9 @@ def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device
     recs = load_recordings(data, bundle.features, on_error=on_file_error)
     train_recs, holdout = split_recordings(recs, config)
     frames = bundle.frames
-    if frames is None and config.frames:
-        frames = train_frames([r.wave for r in train_recs], bundle.features.sample_rate, device, config.seed)
+    if config.frames and (frames is None or frames.level is None):
+        frames = train_frames([r.wave for r in train_recs], bundle.features.sample_rate, device, config.seed,
+                              window_samples=bundle.features.window_samples, tolerance_db=scoring.level_tolerance_db)
     scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, scoring, device=device,
                              frames=frames)
     stats, post = _fit_stats(scorer, train_recs, holdout, config)
@@ -457,7 +459,8 @@ def train(
     # One frame view for the whole fleet: every machine's training recordings (never the held-out
     # ones, which must stay unheard to scale its component honestly).
     frames = train_frames([r.wave for tr, _ in splits.values() for r in tr], features.sample_rate, device,
-                          config.seed, log=log) if config.frames else None
+                          config.seed, log=log, window_samples=features.window_samples,
+                          tolerance_db=scoring.level_tolerance_db) if config.frames else None
     n_recs = sum(len(tr) + (len(ho) if ho is not tr else 0) for tr, ho in splits.values())
     if not fleet:
         train_recs, holdout = next(iter(splits.values()))
