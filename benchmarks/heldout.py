@@ -472,6 +472,7 @@ def main() -> int:
                     "+clip+frames": ({**w, "clip": 1.0, "frames": 1.0}, tol, agg, "mean"),
                     "+clip+frames2": ({**w, "clip": 1.0, "frames": 2.0}, tol, agg, "mean"),
                     "+clip+frames-tail": ({**w, "clip": 1.0, "frames": 1.0}, tol, agg, "tail"),
+                    "opt-in": ({**w, "clip": 1.0, "frames": 2.0}, tol, agg, "tail"),
                     "+clip2+frames2-tail": ({**w, "clip": 2.0, "frames": 2.0}, tol, agg, "tail"),
                     "max-agg": (w, tol, "max", "mean")}
         rows = []
