@@ -295,7 +295,8 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"bundle {path}: model_kind {kind!r} is neither diffusion nor autoencoder; retrain it")
     model_cfg = _typed(UNetConfig if kind == "diffusion" else AutoencoderConfig, meta.get("model"), "model", path)
     scheduler = _typed(SchedulerConfig, meta.get("scheduler"), "scheduler", path)
-    scoring = _typed(ScoringConfig, meta.get("scoring"), "scoring", path)
+    # a recipe saved before span_trim averaged its span plainly, and its span statistics say so
+    scoring = _typed(ScoringConfig, {"span_trim": 0.0, **(meta.get("scoring") or {})}, "scoring", path)
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as e:

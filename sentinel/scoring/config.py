@@ -61,6 +61,12 @@ class ScoringConfig:
         float, Field(gt=0, description="A span holding less than this (the start of a stream, after a gap; at "
                                        "least 2 windows) gives no span component yet, s.")
     ] = 1.0
+    span_trim: Annotated[
+        float, Field(ge=0, lt=0.5, description="Share of a span's windows left out at each end of every profile "
+                                               "entry before averaging (0.25: the interquartile mean): the span "
+                                               "speaks for what persists, and a short sound does not hold an alert "
+                                               "for a whole span (0: the plain mean of bundles before it).")
+    ] = 0.25
     level_tolerance_db: Annotated[
         float, Field(ge=0, description="A level this close to normal (dB, either way) adds nothing to the score: "
                                        "microphone gain differs between installations.")

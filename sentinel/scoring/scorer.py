@@ -303,7 +303,7 @@ class DiffusionScorer(WindowScorer):
         return min(self.span_windows, max(2, round(self.config.span_min_seconds / self.config.hop_seconds)))
 
     def new_span_state(self) -> SpanState:
-        return SpanState(self.span_windows)
+        return SpanState(self.span_windows, self.config.span_trim)
 
     def span_distances(self, profiles: torch.Tensor, streams: Sequence[SpanState | None]) -> tuple[list, list, list]:
         """Push each window's profile onto its stream; (span means, their row, windows each holds)
