@@ -258,7 +258,9 @@ class DiffusionScorer(WindowScorer):
         if self.model.config.num_machines:
             with self.pipeline.autocast():
                 logits = self.model.classifier(embedding).float()
-        frames = self.frames(windows, self.config.level_tolerance_db).float() if self.frames is not None and norm is not None else None
+        frames = None
+        if self.frames is not None and norm is not None:
+            frames = self.frames(windows, self.config.level_tolerance_db).float()
         return Raw(residual, discrepancy, embedding, level, profile.float(), signature, logits, frames, clip)
 
     def raw(self, windows: torch.Tensor, every_component: bool = False, machines: torch.Tensor | None = None) -> Raw:

@@ -247,3 +247,50 @@ def test_frame_view_is_trained_beside_the_network_and_hears_a_fault(tiny_bundle,
     assert min(faulty) > max(normal), (normal, faulty)
     # and it is z-scaled on held-out audio like every other component
     assert "frames" in bundle.post.component_mean and "frames" in bundle.post.component_tail
+
+    # a microphone a few dB hotter is no evidence (the level moves back within level_tolerance_db);
+    # one far louder is
+    assert bundle.frames.level is not None and bundle.scoring.level_tolerance_db >= 6.0
+    files = sorted(machine_data["test"].glob("normal_*.wav"))
+    at = {g: [float(scorer.score_recording(load_audio(p, sr) * 10 ** (g / 20)).components["frames"].mean())
+              for p in files] for g in (0.0, 3.0, -3.0, 18.0)}
+    spread = bundle.post.component_std["frames"]
+    for g in (3.0, -3.0):
+        assert max(abs(a - b) for a, b in zip(at[g], at[0.0], strict=True)) < 0.5 * spread, at
+    assert min(a - b for a, b in zip(at[18.0], at[0.0], strict=True)) > 3 * spread, at
+
+
+def test_a_short_sound_leaves_the_span_when_it_ends(tiny_bundle):
+    """The window components hear a 1 s rattle; once it is over, the span (a trimmed mean over
+    8 s) is back among normal spans at once instead of holding it for 8 s (which held the alert)."""
+    import dataclasses
+
+    import numpy as np
+
+    from sentinel import synth
+    from sentinel.scoring.scorer import SpanState
+    from sentinel.windows import sliding_windows
+
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.scoring.span_trim == 0.25
+    scorer = bundle.scorer("cpu", dataclasses.replace(bundle.scoring, hop_seconds=0.5))
+    spec, sr = bundle.features, bundle.features.sample_rate
+    hop = sr // 2
+    rng = np.random.default_rng(21)
+
+    def span_z(x, trim):
+        win = sliding_windows(torch.from_numpy(x).float(), spec.window_samples, hop)
+        res = scorer.score(win.samples, [SpanState(scorer.span_windows, trim)] * len(win.starts))
+        z = bundle.post.z_score("span", res.components["span"])
+        return np.array(win.starts) / sr, z.numpy(), bundle.post.z_score("recon_topk", res.components["recon_topk"])
+
+    x = synth.inject(rng, synth.machine(rng, 20.0), at_s=10.0, kind="rattle", seconds=1.0).astype(np.float32)
+    starts, trimmed, topk = span_z(x, 0.25)
+    _, plain, _ = span_z(x, 0.0)
+    during = (starts > 9.5) & (starts < 10.5)
+    after = (starts >= 11.0) & (starts <= 17.0)  # past the sound, still within 8 s of it
+    assert float(topk[during].max()) > float(topk[starts > 12].max()) + 2  # the windows hear it
+    before = (starts >= 7.5) & (starts < 9.0)
+    # within a normal spread of where the span was before the sound (a plain mean sat ~20 above it)
+    assert trimmed[after].max() < trimmed[before].max() + 1.5, (trimmed[before], trimmed[after])
+    assert plain[after].min() > trimmed[after].max() + 5, plain[after]
