@@ -21,7 +21,10 @@ def fit_autoencoder(vectors: torch.Tensor, config: AutoencoderConfig, device: to
     """(model in eval mode on the CPU, steps, smoothed final loss): `epochs` shuffled passes of Adam
     on MSE over the stacked-frame vectors, or fewer when `max_minutes` runs out."""
     log = log or (lambda event, **kw: None)
-    model = DenseAutoencoder(config).to(device)
+    # its initial weights from the same seed too, so that one bundle's retrain gives the same view
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(gen.initial_seed())
+        model = DenseAutoencoder(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     budget = max_minutes * 60 if max_minutes else math.inf
     started, steps, loss_avg = time.monotonic(), 0, float("nan")
