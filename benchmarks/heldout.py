@@ -332,13 +332,30 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float
 
 def evaluate_fleet(out: Path, s: str) -> list[dict]:
     """Each unit of a fleet set, by its own bundle, by its machine of the fleet bundle(s), by its
-    own DCASE autoencoder and by its own clip Gaussian; one row per unit and method."""
+    own DCASE autoencoder and by its own clip Gaussian; one row per unit and method. The diffusion
+    bundles' statistics are fitted again with today's scoring defaults (`refit`, fleets included),
+    and each is also scored without the frame view ("... frames0": the recipe before round 9)."""
     import torch
 
     from sentinel.bundle import load_bundle
+    from sentinel.scoring.config import ScoringConfig
+    from sentinel.training.trainer import refit
 
     root, rows = out / "data" / s, []
-    for u in fleet_units(out, s):
+    units = fleet_units(out, s)
+    refitted: dict[str, object] = {}
+
+    def bundle_of(name: str, machine: str | None, unit: str):
+        if name not in refitted:
+            b = load_bundle(out / "bundles" / name)
+            if b.model_kind == "diffusion":
+                data = {x: [root / x / "train"] for x in units} if b.machines else [root / unit / "train"]
+                b = refit(b, data, ScoringConfig(), torch.device("cpu"))
+            refitted[name] = b
+        return refitted[name].for_machine(machine)
+
+    no_frames = {**ScoringConfig().weights, "frames": 0.0}
+    for u in units:
         train_files = sorted((root / u / "train").iterdir())
         test_files = sorted((root / u / "test").iterdir())
         methods = {"per-unit": (f"{s}-{u}-diffusion", None), "fleet": (f"{s}-fleet", u),
@@ -346,16 +363,24 @@ def evaluate_fleet(out: Path, s: str) -> list[dict]:
         for method, (name, machine) in methods.items():
             if not (out / "bundles" / name / "bundle.json").exists():
                 continue
-            bundle = load_bundle(out / "bundles" / name).for_machine(machine)
+            bundle = bundle_of(name, machine, u)
             scorer = bundle.scorer(torch.device("cpu"))
             sr, hop, win = bundle.features.sample_rate, scorer.config.hop_seconds, bundle.features.window_seconds
             t0 = time.perf_counter()
-            cw = [scorer.score_recording(_load(f, sr)).scores.numpy() for f in train_files]
-            tw = [scorer.score_recording(_load(f, sr)).scores.numpy() for f in test_files]
-            _, row = judge(cw, tw, test_files, scorer.post, hop, win)
-            rows.append({"set": f"{s}/{u}", "group": group(s), "variant": method, **row,
-                         "fa_per_h_loud": float("nan"), "fa_per_h_quiet": float("nan"),
-                         "score_s": time.perf_counter() - t0})
+            cal = [scorer.score_recording(_load(f, sr)) for f in train_files]
+            test = [scorer.score_recording(_load(f, sr)) for f in test_files]
+            seconds = time.perf_counter() - t0
+            variants = {method: None}
+            if method != "ae":
+                variants[f"{method} frames0"] = no_frames
+            for variant, weights in variants.items():
+                def windows(results, weights=weights, scorer=scorer):
+                    if weights is None:
+                        return [r.scores.numpy() for r in results]
+                    return [scorer.combine(r.components, weights).numpy() for r in results]
+                _, row = judge(windows(cal), windows(test), test_files, scorer.post, hop, win)
+                rows.append({"set": f"{s}/{u}", "group": group(s), "variant": variant, **row,
+                             "fa_per_h_loud": float("nan"), "fa_per_h_quiet": float("nan"), "score_s": seconds})
         labels = np.array([_label(p) for p in test_files])
         rows.append({"set": f"{s}/{u}", "group": group(s), "variant": "gaussian",
                      **gaussian(train_files, test_files, labels)})

@@ -219,32 +219,46 @@ def _fit_stats(scorer: DiffusionScorer, train_recs: list[Recording], holdout: li
     return stats.to(torch.device("cpu")), post
 
 
-def refit(bundle: Bundle, data: list[str | Path], scoring: ScoringConfig, device: torch.device,
-          on_file_error: Callable[[str], None] | None = None) -> Bundle:
+def refit(bundle: Bundle, data: list[str | Path] | dict[str, list[str | Path]], scoring: ScoringConfig,
+          device: torch.device, on_file_error: Callable[[str], None] | None = None) -> Bundle:
     """The same trained network with other scoring settings (strengths, steps, ...).
 
     Residual and component statistics depend on the scoring settings, so they are fitted again
     on the normal recordings, split exactly as training split them. Calibration is dropped:
     thresholds of the old scores do not apply to the new ones. A bundle trained before the frame
     view (or before its gain tolerance) gets one, trained on the same training split (unless its
-    config turned `frames` off).
+    config turned `frames` off). A fleet bundle takes `data` as {machine: folders}, every machine
+    of the fleet, and gets each machine's statistics again (one frame view for them all, as
+    training makes it).
     """
-    if bundle.machines:
-        raise BundleError(f"bundle {bundle.path}: a fleet bundle; refitting one machine's statistics is not "
-                          "supported, retrain the fleet with the new scoring settings")
+    groups = dict(data) if isinstance(data, dict) else {"": list(data)}
+    if bundle.machines and set(groups) != set(bundle.machines):
+        raise BundleError(f"bundle {bundle.path}: a fleet of {', '.join(bundle.machines)}; give each machine's "
+                          "normal recordings as NAME=DIR, every machine once")
+    if not bundle.machines and len(groups) > 1:
+        raise BundleError(f"bundle {bundle.path}: a bundle of one machine; give its recordings without names")
     # A bundle trained before holdout_groups existed split recording by recording.
     config = TrainingConfig(**{"holdout_groups": False, **bundle.training.get("config", {})})
-    recs = load_recordings(data, bundle.features, on_error=on_file_error)
-    train_recs, holdout = split_recordings(recs, config)
+    splits = {name: split_recordings(load_recordings(paths, bundle.features, on_error=on_file_error), config)
+              for name, paths in groups.items()}
     frames = bundle.frames
     if config.frames and (frames is None or frames.level is None):
-        frames = train_frames([r.wave for r in train_recs], bundle.features.sample_rate, device, config.seed,
-                              window_samples=bundle.features.window_samples, tolerance_db=scoring.level_tolerance_db)
-    scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, scoring, device=device,
-                             frames=frames)
-    stats, post = _fit_stats(scorer, train_recs, holdout, config)
+        frames = train_frames([r.wave for tr, _ in splits.values() for r in tr], bundle.features.sample_rate, device,
+                              config.seed, window_samples=bundle.features.window_samples,
+                              tolerance_db=scoring.level_tolerance_db)
+    fleet = {}
+    for name, (train_recs, holdout) in splits.items():
+        machine = bundle.machine_id(name) if bundle.machines else None
+        scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, scoring, device=device,
+                                 machine=machine, frames=frames)
+        fleet[name] = _fit_stats(scorer, train_recs, holdout, config)
     bundle.model.cpu()
     bundle.extractor.cpu()
+    if bundle.machines:  # a fleet's own post-processor is the uncalibrated recipe's, as training leaves it
+        return dataclasses.replace(bundle, scoring=scoring, stats=fleet[bundle.machines[0]][0],
+                                   post=PostProcessor(scoring), fleet=fleet, machine=None, path=None, bundle_id="",
+                                   frames=_cpu(frames))
+    stats, post = fleet[""]
     return dataclasses.replace(bundle, scoring=scoring, stats=stats, post=post, path=None, bundle_id="",
                                frames=_cpu(frames))
 

@@ -147,3 +147,31 @@ def test_a_source_without_its_machine_is_one_line(fleet_bundle, fleet_data, tmp_
     assert proc.returncode != 0
     err = [x for x in proc.stderr.strip().splitlines() if "error" in x]
     assert len(err) == 1 and "sources.p1.machine" in err[0] and "pump1, pump2" in err[0]
+
+
+def test_a_fleet_refits_with_other_scoring_settings(fleet_bundle, fleet_data):
+    """The same fleet network with another recipe: every machine's statistics fitted again on its
+    own recordings, each machine still scored as itself; a machine missing is one line naming them."""
+    import dataclasses
+
+    from sentinel.audio import load_audio
+    from sentinel.bundle import load_bundle
+    from sentinel.errors import BundleError
+    from sentinel.training.trainer import refit
+
+    bundle = load_bundle(fleet_bundle)
+    scoring = dataclasses.replace(bundle.scoring, strengths=(0.3,))
+    data = {n: [fleet_data / n / "train"] for n in F0}
+    new = refit(bundle, data, scoring, torch.device("cpu"))
+    assert new.machines == ["pump1", "pump2"] and new.scoring.strengths == (0.3,)
+    assert new.post.calibration is None and new.frames is not None
+    old_means = {n: pp.component_mean["recon_mean"] for n, (_, pp) in bundle.fleet.items()}
+    for n in F0:
+        post = new.fleet[n][1]
+        assert post.component_mean["recon_mean"] != old_means[n]  # fitted again, for this recipe
+        scorer = new.for_machine(n).scorer("cpu")
+        normal = scorer.score_recording(load_audio(fleet_data / n / "test" / "normal_0.wav", 16000)).scores
+        faulty = scorer.score_recording(load_audio(fleet_data / n / "test" / "anomalous_0.wav", 16000)).scores
+        assert float(faulty.max()) > float(normal.max())
+    with pytest.raises(BundleError, match="pump1, pump2"):
+        refit(bundle, {"pump1": data["pump1"]}, scoring, torch.device("cpu"))
