@@ -46,7 +46,9 @@ def default_bundle(base: int | None = None) -> Bundle:
                                     base_channels=base or cfg.model.base_channels)
     torch.manual_seed(0)
     model, extractor = UNet(model_cfg).eval(), FeatureExtractor(cfg.features)
-    frames = FrameReconstruction(AutoencoderConfig(), cfg.features.sample_rate).eval() if cfg.training.frames else None
+    # a training level, so that each window's level is moved as a trained bundle's are (its cost is timed)
+    frames = FrameReconstruction(AutoencoderConfig(), cfg.features.sample_rate, level=-30.0).eval() \
+        if cfg.training.frames else None
     scorer = DiffusionScorer(model, cfg.scheduler, extractor, cfg.scoring, frames=frames)
     noise = torch.randn(96, cfg.features.window_samples) * 0.1
     clips = [torch.randn(cfg.features.sample_rate * 6) * 0.1 for _ in range(8)]  # for the span statistics
