@@ -256,7 +256,7 @@ def judge(cw: list[np.ndarray], tw: list[np.ndarray], test_files: list[Path], po
 
 
 def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float, str, str | None]],
-                 per_file: bool = False) -> list[dict]:
+                 per_file: bool = False, choose_fusion: bool = False) -> list[dict]:
     """variants: name -> (component weights, level tolerance dB, file aggregate, combine; None: the
     bundle's chosen fusion), all from one network's components. The network's normal statistics
     are fitted again with today's scoring defaults (`sentinel refit`: same network, same training
@@ -286,6 +286,8 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float
                 continue
             bundle.training["config"]["holdout_groups"] = False
         if model != "ae":
+            if choose_fusion:  # the bundle chooses its fusion from its own held-out audio (training.choose_fusion)
+                bundle.training.setdefault("config", {})["choose_fusion"] = True
             bundle = refit(bundle, [root / "train"], ScoringConfig(), torch.device("cpu"))
         scorer = bundle.scorer(torch.device("cpu"))
         sr, hop, win = bundle.features.sample_rate, scorer.config.hop_seconds, bundle.features.window_seconds
@@ -463,6 +465,8 @@ def main() -> int:
                     help="fleet sets: also train a fleet bundle with ESC-50 fold 4 as --outliers")
     ap.add_argument("--per-file", action="store_true", help="also refit each network with its held-out audio drawn "
                     "file by file (round 7's recipe-per-file columns; doubles the evaluation time)")
+    ap.add_argument("--choose-fusion", action="store_true", help="let every diffusion bundle choose its fusion "
+                    "from its own held-out audio and pseudo-anomalies (training.choose_fusion): the 'sentinel' rows")
     ap.add_argument("--fresh", action="store_true", help="evaluate again sets that have results from an earlier run")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -507,7 +511,8 @@ def main() -> int:
             if cached.exists() and not a.fresh:
                 rows += [{**r, "group": group(s)} for r in json.loads(cached.read_text())]
                 continue
-            new = evaluate_fleet(a.out, s) if s.startswith("fleet-") else evaluate_set(a.out, s, variants, a.per_file)
+            new = evaluate_fleet(a.out, s) if s.startswith("fleet-") else evaluate_set(a.out, s, variants, a.per_file,
+                                                                                   a.choose_fusion)
             cached.write_text(json.dumps(new))
             rows += new
             for r in new:

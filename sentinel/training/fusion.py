@@ -131,7 +131,8 @@ PSEUDO: dict[str, Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]] 
 
 def candidates(recipe: dict[str, float], combine: str = "mean") -> dict[str, tuple[dict[str, float], str]]:
     """The fusions tried: the recipe's own (its weights and combination), the same weights by mean
-    of z-scores, by tail probability and by max, and the long view or the window view leading."""
+    of z-scores, by tail probability and by max, the long view or the window view leading, and the
+    long view alone (span and clip)."""
     return {
         "recipe": (dict(recipe), combine),
         "mean": (dict(recipe), "mean"),
@@ -139,6 +140,10 @@ def candidates(recipe: dict[str, float], combine: str = "mean") -> dict[str, tup
         "max": (dict(recipe), "max"),
         "span-led": ({**recipe, "span": 3 * recipe.get("span", 1.0) or 3.0}, "tail"),
         "window-led": ({**recipe, "span": 0.0}, "tail"),
+        # the long view alone: where normal sound is made of events (a shot, a horn), a window is
+        # either the event or the silence around it and window components rank other sounds below
+        # normal ones; the span and clip Gaussian see the clip as a whole (docs/quality.md round 9)
+        "long-view": ({**{k: 0.0 for k in recipe}, "span": 1.0, "clip": 1.0}, "mean"),
     }
 
 

@@ -23,7 +23,7 @@ def test_a_bundle_chooses_its_fusion_and_scores_by_it(tmp_path):
             check=True)
     fusion = json.loads((tmp_path / "b" / "bundle.json").read_text())["postprocess"]["fusion"]
     scores = fusion["pseudo_score"]
-    assert set(scores) == {"recipe", "mean", "tail", "max", "span-led", "window-led"}
+    assert set(scores) == {"recipe", "mean", "tail", "max", "span-led", "window-led", "long-view"}
     assert scores[fusion["name"]] == max(scores.values())
 
     from sentinel.audio import load_audio
