@@ -20,7 +20,7 @@ def windows(tiny_bundle):
 def _reference(bundle, scoring=None) -> DiffusionScorer:
     """The naive path: NCHW tensors, one window per network call."""
     return DiffusionScorer(copy.deepcopy(bundle.model), bundle.scheduler, bundle.extractor, scoring or bundle.scoring,
-                           bundle.stats, bundle.post, channels_last=False)
+                           bundle.stats, bundle.post, channels_last=False, frames=bundle.frames)
 
 
 def test_fast_batched_path_matches_one_window_at_a_time(tiny_bundle, windows):
@@ -60,7 +60,7 @@ def test_bfloat16_network_passes_keep_the_ranking(tiny_bundle, windows):
     bundle = load_bundle(tiny_bundle)
     fp32 = bundle.scorer("cpu").score(windows).scores
     bf16 = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, bundle.scoring, bundle.stats,
-                           bundle.post, precision="bfloat16").score(windows).scores
+                           bundle.post, precision="bfloat16", frames=bundle.frames).score(windows).scores
     assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
     assert torch.corrcoef(torch.stack([fp32, bf16]))[0, 1] > 0.95
     torch.testing.assert_close(bf16, fp32, atol=0.5, rtol=0.1)
