@@ -2,7 +2,7 @@
 
 The diffusion network sees a window's log-mel with its level removed, as a wavelet image; the
 clip Gaussian sees a span's band means and spreads. What neither sees is what the DCASE
-baseline sees: every 80 ms of raw log-mel (5 frames of 128 bands, level kept) squeezed through an
+baseline sees: every 5 frames (~0.2 s) of log-mel (128 bands, level kept) squeezed through an
 8-wide bottleneck learnt on this machine's normal sound. On the real UrbanSound8K sets it is the
 reference the recipe lost to most (drilling and jackhammer, docs/quality.md round 7), so a
 diffusion bundle trains one beside its network and scores it as one more component (`frames`):
@@ -38,18 +38,22 @@ class FrameReconstruction(nn.Module):
         self.log_mel = LogMel(dataclasses.replace(FEATURES, sample_rate=sample_rate))
         self.net = DenseAutoencoder(config)
 
-    def levelled(self, wave: torch.Tensor, tolerance_db: float) -> torch.Tensor:
-        """[..., mels, T] log-mel of waveforms [..., N], each one's level moved up to `tolerance_db`
-        towards the training level."""
-        log_mel = self.log_mel(wave)
+    def levelled(self, log_mel: torch.Tensor, tolerance_db: float) -> torch.Tensor:
+        """[..., mels, T] log-mel of windows, each one's level moved up to `tolerance_db` towards the
+        training level."""
         if self.level is None or tolerance_db <= 0:
             return log_mel
         shift = (log_mel.mean(dim=(-2, -1)) - self.level).clamp(-tolerance_db, tolerance_db)
         return log_mel - shift[..., None, None]
 
+    def stacked(self, log_mel: torch.Tensor, tolerance_db: float = 0.0) -> torch.Tensor:
+        """[..., vectors, frames * mels]: the stacked frames of windows' log-mel [..., mels, T],
+        levelled."""
+        return stack_frames(self.levelled(log_mel, tolerance_db), self.config.frames)
+
     def vectors(self, wave: torch.Tensor, tolerance_db: float = 0.0) -> torch.Tensor:
         """[..., vectors, frames * mels]: the stacked log-mel frames of waveforms [..., N]."""
-        return stack_frames(self.levelled(wave, tolerance_db), self.config.frames)
+        return self.stacked(self.log_mel(wave), tolerance_db)
 
     def forward(self, windows: torch.Tensor, tolerance_db: float = 0.0) -> torch.Tensor:
         v = self.vectors(windows, tolerance_db)

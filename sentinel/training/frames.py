@@ -64,12 +64,13 @@ def train_frames(waves: list[torch.Tensor], sample_rate: int, device: torch.devi
     stacked-frame vector of their windows (`window_samples` long, as scored), each window's level
     moved up to `tolerance_db` towards the training windows' mean level, as scoring moves it."""
     config = config or AutoencoderConfig()
+    frames = FrameReconstruction(config, sample_rate)
     with torch.inference_mode():
-        frames = FrameReconstruction(config, sample_rate)
-        chunks = [_windows(w.float(), window_samples) if window_samples else w.float()[None] for w in waves]
-        levels = torch.cat([frames.log_mel(c).mean(dim=(-2, -1)) for c in chunks])
-        frames = FrameReconstruction(config, sample_rate, float(levels.mean()) if tolerance_db > 0 else None)
-        vectors = torch.cat([frames.vectors(c, tolerance_db).flatten(0, 1) for c in chunks])
+        mels = [frames.log_mel(_windows(w.float(), window_samples) if window_samples else w.float()[None])
+                for w in waves]
+        if tolerance_db > 0:
+            frames.level = float(torch.cat([m.mean(dim=(-2, -1)) for m in mels]).mean())
+        vectors = torch.cat([frames.stacked(m, tolerance_db).flatten(0, 1) for m in mels])
     started = time.monotonic()
     net, steps, loss = fit_autoencoder(vectors, config, device, torch.Generator().manual_seed(seed))
     (log or (lambda event, **kw: None))("frames", vectors=len(vectors), steps=steps, loss=round(loss, 3),
