@@ -255,6 +255,15 @@ def judge(cw: list[np.ndarray], tw: list[np.ndarray], test_files: list[Path], po
     return thr, row
 
 
+def _window_scores(results: list, scorer, weights: dict | None = None, tolerance_db: float | None = None,
+                   combine: str | None = None) -> list[np.ndarray]:
+    """Each recording's window scores: the bundle's own (weights None), or its components rescored
+    with other weights, level tolerance or combination (no network pass)."""
+    if weights is None:
+        return [r.scores.numpy() for r in results]
+    return [scorer.combine(r.components, weights, tolerance_db, combine).numpy() for r in results]
+
+
 def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float, str, str | None]],
                  per_file: bool = False, choose_fusion: bool = False) -> list[dict]:
     """variants: name -> (component weights, level tolerance dB, file aggregate, combine; None: the
@@ -315,9 +324,8 @@ def evaluate_set(out: Path, s: str, variants: dict[str, tuple[dict | None, float
                   "per-file": {f"{k}-per-file": v for k, v in variants.items() if k in ("recipe", "span0")}}[model]
         for name, variant in wanted.items():
             def windows(results, variant=variant, scorer=scorer):
-                if variant is None:
-                    return [r.scores.numpy() for r in results]
-                return [scorer.combine(r.components, variant[0], variant[1], variant[3]).numpy() for r in results]
+                return _window_scores(results, scorer) if variant is None else \
+                    _window_scores(results, scorer, variant[0], variant[1], variant[3])
 
             aggregate = scorer.config.file_aggregate if variant is None else variant[2]
             post = dataclasses.replace(scorer.post, config=dataclasses.replace(scorer.config, file_aggregate=aggregate))
@@ -376,11 +384,8 @@ def evaluate_fleet(out: Path, s: str) -> list[dict]:
             if method != "ae":
                 variants[f"{method} frames0"] = no_frames
             for variant, weights in variants.items():
-                def windows(results, weights=weights, scorer=scorer):
-                    if weights is None:
-                        return [r.scores.numpy() for r in results]
-                    return [scorer.combine(r.components, weights).numpy() for r in results]
-                _, row = judge(windows(cal), windows(test), test_files, scorer.post, hop, win)
+                _, row = judge(_window_scores(cal, scorer, weights), _window_scores(test, scorer, weights), test_files,
+                               scorer.post, hop, win)
                 rows.append({"set": f"{s}/{u}", "group": group(s), "variant": variant, **row,
                              "fa_per_h_loud": float("nan"), "fa_per_h_quiet": float("nan"), "score_s": seconds})
         labels = np.array([_label(p) for p in test_files])
