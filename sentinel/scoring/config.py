@@ -77,7 +77,8 @@ class ScoringConfig:
         Field(description="Weighted mean of component z-scores, their weighted max, or the weighted mean of each "
                           "one's -log10 tail probability under held-out normal audio (tail: a component whose "
                           "normal values spread wide counts less than one whose normal values never go that high; with "
-                          "the clip and frames components on, tail is the fusion that paid, docs/quality.md round 8)."),
+                          "clip 1 and frames 2 it ranks best, but its calibrated threshold alarms about three times "
+                          "as often, docs/quality.md rounds 8-9)."),
     ] = "mean"
     hop_seconds: Annotated[float, Field(gt=0, description="Hop between windows when scoring a file, s.")] = 0.5
     file_aggregate: Annotated[
