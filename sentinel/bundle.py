@@ -295,8 +295,10 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"bundle {path}: model_kind {kind!r} is neither diffusion nor autoencoder; retrain it")
     model_cfg = _typed(UNetConfig if kind == "diffusion" else AutoencoderConfig, meta.get("model"), "model", path)
     scheduler = _typed(SchedulerConfig, meta.get("scheduler"), "scheduler", path)
-    # a recipe saved before span_trim averaged its span plainly, and its span statistics say so
-    scoring = _typed(ScoringConfig, {"span_trim": 0.0, **(meta.get("scoring") or {})}, "scoring", path)
+    # a recipe saved before span_trim averaged its span plainly, and one saved before clip_shape_only
+    # kept the clip's level within the tolerance: their statistics were fitted so
+    scoring = _typed(ScoringConfig, {"span_trim": 0.0, "clip_shape_only": False, **(meta.get("scoring") or {})},
+                     "scoring", path)
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as e:

@@ -68,6 +68,13 @@ class ScoringConfig:
                                                "speaks for what persists, and a short sound does not hold an alert "
                                                "for a whole span (0: the plain mean of bundles before it).")
     ] = 0.25
+    clip_shape_only: Annotated[
+        bool, Field(description="The clip component compares a span's spectral shape (each band's mean level "
+                                "against the span's own mean level) and band spreads, and leaves the overall level "
+                                "to the level component: a microphone gain just past level_tolerance_db then moves "
+                                "one component a little, not the clip's tight Gaussian by dozens of spreads. false: "
+                                "the level is moved only up to level_tolerance_db (bundles before round 10).")
+    ] = True
     level_tolerance_db: Annotated[
         float, Field(ge=0, description="A level this close to normal (dB, either way) adds nothing to the score: "
                                        "microphone gain differs between installations.")

@@ -333,13 +333,15 @@ class DiffusionScorer(WindowScorer):
 
     def clip_features(self, means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
         """[N, 2 mels] per-band mean log-mel and spread of spans, from the span means of the clip
-        profile ([N, 2 mels]), their level moved up to `level_tolerance_db` towards normal."""
+        profile ([N, 2 mels]), their level moved to normal (clip_shape_only) or up to
+        `level_tolerance_db` towards it."""
         assert stats.clip_profile_mean is not None
         mels = means.shape[1] // 2
         mu, square = means[:, :mels], means[:, mels:]
         spread = (square - mu.pow(2)).clamp_min(1e-6).sqrt()
-        tol = self.config.level_tolerance_db
-        shift = (mu.mean(1) - stats.clip_profile_mean[:mels].mean().to(mu.device)).clamp(-tol, tol)
+        shift = mu.mean(1) - stats.clip_profile_mean[:mels].mean().to(mu.device)
+        if not self.config.clip_shape_only:
+            shift = shift.clamp(-self.config.level_tolerance_db, self.config.level_tolerance_db)
         return torch.cat([mu - shift[:, None], spread], dim=1)
 
     def _span(self, profiles: torch.Tensor, streams: Sequence[SpanState | None] | None,
