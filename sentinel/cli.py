@@ -114,6 +114,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refit(args: argparse.Namespace) -> int:
+    """The same trained network, its normal statistics fitted again with today's (or --config's)
+    scoring recipe: how a bundle from an older Sentinel gets today's components and fusion
+    without hours of training."""
+    from sentinel.bundle import load_bundle, save_bundle
+    from sentinel.devices import resolve_device
+    from sentinel.training.config import load_train_config
+    from sentinel.training.trainer import refit
+
+    src = Path(args.bundle)
+    if Path(args.out).resolve() == src.resolve():
+        raise DataError(f"refit --out {args.out}: that is the bundle being refitted; give a new folder "
+                        "(the old bundle stays as it was)")
+    bundle = load_bundle(src)
+    if bundle.model_kind != "diffusion" or bundle.modality != "audio":
+        raise DataError(f"bundle {src}: refit is for diffusion audio bundles; retrain this one with sentinel train")
+    machines, plain = named(args.data, "refit --data")
+    scoring = load_train_config(args.config).scoring
+    fresh = refit(bundle, machines or plain, scoring, resolve_device(args.device),
+                  on_file_error=lambda m: _warn(f"skipped {m}"))
+    save_bundle(fresh, args.out)
+    print(json.dumps({"bundle": str(args.out), "bundle_id": fresh.bundle_id, "from": bundle.bundle_id,
+                      "frames": fresh.frames is not None, "calibrated": False,
+                      "next": f"sentinel calibrate {args.out} --normal DIR"}))
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     machines, plain = named(args.normal, "calibrate --normal")
     if machines and args.machine:
@@ -281,7 +308,7 @@ def _eval(args: argparse.Namespace, machine: str | None, normal: list[str] | Non
     return result
 
 
-COMMANDS = {"train": cmd_train, "calibrate": cmd_calibrate, "score": cmd_score, "eval": cmd_eval,
+COMMANDS = {"train": cmd_train, "refit": cmd_refit, "calibrate": cmd_calibrate, "score": cmd_score, "eval": cmd_eval,
             **cli_daemon.COMMANDS, **cli_learn.COMMANDS}
 
 

@@ -92,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto, cpu or cuda[:N] (overrides device)")
     t.add_argument("--resume", action="store_true", help="continue from BUNDLE/checkpoint.pt")
 
+    r = sub.add_parser("refit", help="refit a bundle's normal statistics with today's scoring recipe",
+                       description="Keep a bundle's trained network and fit its normal statistics again on the "
+                       "recordings it was trained on (split as training split them), with today's scoring defaults "
+                       "or --config's scoring section; a frame view is trained if the bundle lacks one. Writes a "
+                       "new, uncalibrated bundle: calibrate it before `sentinel run`.")
+    r.add_argument("bundle", metavar="BUNDLE")
+    r.add_argument("--data", action="append", required=True, metavar="[NAME=]DIR",
+                   help="the normal recordings the bundle was trained on (repeatable); fleet bundles: NAME=DIR for "
+                   "every machine")
+    r.add_argument("--out", required=True, metavar="NEW", help="folder for the refitted bundle (not BUNDLE itself)")
+    r.add_argument("--config", metavar="FILE", help="YAML training config whose scoring section to use "
+                   "(default: built-in defaults)")
+    r.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+
     c = sub.add_parser("calibrate", help="set the alarm threshold from normal recordings",
                        description="Score normal recordings and store a window threshold in the bundle, "
                        "by a target false-alarm rate (default 1 per hour) or a quantile of normal scores.")
