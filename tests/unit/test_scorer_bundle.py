@@ -180,9 +180,11 @@ def test_bundle_from_before_the_span_scale_keeps_its_span_rule(tiny_bundle, tmp_
     assert torch.isfinite(scorer.score(windows).scores).all()
 
 
-def test_clip_component_sees_shape_and_level_but_not_a_small_gain_change(tiny_bundle):
-    """The clip Gaussian's view over a stream's span: a recording whose spectrum tilts, or that is
-    12 dB louder, lies far from normal; one 3 dB louder (within level_tolerance_db) does not."""
+def test_clip_component_sees_shape_not_gain(tiny_bundle):
+    """The clip Gaussian's view over a stream's span: a recording whose spectrum tilts lies far from
+    normal; one 3 dB or 12 dB louder does not (a hotter microphone: the level component hears the
+    12 dB, clip_shape_only). A bundle from before clip_shape_only keeps its clip level within
+    level_tolerance_db only, so there 12 dB louder lies far from normal too."""
     import dataclasses
 
     import numpy as np
@@ -214,10 +216,19 @@ def test_clip_component_sees_shape_and_level_but_not_a_small_gain_change(tiny_bu
         return np.array(out)
 
     g = torch.Generator().manual_seed(0)
+    assert cfg.clip_shape_only
     normal = clip_z(waves[24:])
     assert np.median(clip_z([w * 10 ** (3 / 20) for w in waves[24:]])) < np.median(normal) + 1.0
-    assert np.median(clip_z([w * 4 for w in waves[24:]])) > np.quantile(normal, 0.95) + 2
+    assert np.median(clip_z([w * 4 for w in waves[24:]])) < np.quantile(normal, 0.95) + 1.0
     assert np.median(clip_z([tilt(w, spec.sample_rate, g) for w in waves[24:]])) > np.quantile(normal, 0.95)
+    louder = scorer.score(sliding_windows(waves[30] * 4, spec.window_samples, hop).samples).components["level"]
+    assert float(post.z_score("level", louder).median()) > 3.0
+
+    scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor,
+                             dataclasses.replace(cfg, clip_shape_only=False))
+    _, post = fit_statistics(scorer, windows(waves[:12]), windows(waves[12:24]),
+                             span_recordings=(waves[:12], waves[12:24]))
+    assert np.median(clip_z([w * 4 for w in waves[24:]])) > np.quantile(clip_z(waves[24:]), 0.95) + 2
 
     # a bundle fitted before the clip component scores as before, whatever weight clip is given
     old_stats = dataclasses.replace(stats, clip_mean=None, clip_precision=None, clip_profile_mean=None)
