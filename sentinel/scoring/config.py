@@ -47,13 +47,13 @@ class ScoringConfig:
             "from 1 s on, and the top-3 file aggregate) was chosen leaving each set out in turn over six synthetic "
             "machines and UrbanSound8K, groups weighted equally: docs/quality.md round 5); 'frames' (the DCASE "
             "autoencoder's view, gain-tolerant) 1: +0.013 AUC and +0.016 pAUC on the real UrbanSound8K sets at the "
-            "same false alarms (docs/quality.md round 9); 'clip' (the clip Gaussian's view) is off: clip 1, frames 2 "
-            "and combine tail rank better still, but alarm three times as often at the calibrated threshold "
-            "(rounds 8-9); 'machine' (fleet "
-            "bundles only): how little a window sounds like its own machine (docs/quality.md round 6)."
+            "same false alarms (docs/quality.md round 9); 'clip' (the clip Gaussian's view of the spectral shape, "
+            "clip_shape_only) 1: +0.026 AUC on the six fresh UrbanSound8K classes, +0.003 on the synthetic "
+            "families, -0.008 on the eight dev UrbanSound8K sets, fewer false alarms (docs/quality.md round 10); "
+            "'machine' (fleet bundles only): how little a window sounds like its own machine (docs/quality.md round 6)."
         ),
     ] = field(default_factory=lambda: {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 0.0, "embedding": 1.0,
-                                       "level": 0.5, "span": 1.0, "clip": 0.0, "frames": 1.0,
+                                       "level": 0.5, "span": 1.0, "clip": 1.0, "frames": 1.0,
                                        "machine": 1.0})
     span_seconds: Annotated[
         float, Field(gt=0, description="Length of the rolling span of windows the span component averages, s.")
