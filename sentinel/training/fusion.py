@@ -5,7 +5,8 @@ Which component carries a machine's faults differs between machines (a fan's fau
 the long-span spectrum, a pump's in short events), and one fixed mean of z-scores dilutes the
 component that speaks with the ones that do not. So at the end of training each candidate fusion
 ranks the held-out recordings against altered copies of them: a spectral tilt, a raised
-harmonic, a shifted band, impulses, short dropouts, foreign sound mixed in; the candidate with
+harmonic, a shifted band, impulses, short dropouts, foreign sound mixed in, the recording made
+steady (its own spectrum without its time structure); the candidate with
 the best mean AUC and pAUC over those kinds is kept in the post-processor (`PostProcessor.fusion`).
 """
 
@@ -123,9 +124,22 @@ def foreign(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
     return x + y * _rms(x) / _rms(y) * 10 ** (level / 20)
 
 
+def steady(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
+    """The recording's own long-term spectrum as steady noise: the same bands at the same power,
+    none of its time structure. Where normal sound is made of events (a shot, a bark, a horn) the
+    sounds that do not belong are often steady ones, and window components, which rebuild steady
+    sound well, rank them below normal: only the long view hears them (docs/quality.md round 10).
+    Steady normal sound (most machines) hardly changes, so this kind then favours no fusion."""
+    spec = _stft(x)
+    power = spec.abs().pow(2).mean(1, keepdim=True).sqrt().expand_as(spec).contiguous()
+    phase = torch.rand(spec.shape, generator=g) * 2 * math.pi
+    y = _istft(torch.polar(power, phase), len(x))
+    return y * _rms(x) / _rms(y)  # random phases overlap-add incoherently (-6 dB at 4x overlap)
+
+
 PSEUDO: dict[str, Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]] = {
     "tilt": tilt, "harmonic": harmonic, "band_shift": band_shift, "impulses": impulses, "dropouts": dropouts,
-    "foreign": foreign,
+    "foreign": foreign, "steady": steady,
 }
 
 

@@ -42,3 +42,17 @@ def test_every_pseudo_anomaly_keeps_the_length_and_changes_the_spectrum():
         change_db = (20 * torch.log10((sy + 1e-6) / (spec + 1e-6))).abs().max()  # in some band
         assert change_db > 1.0 or kind == "dropouts", kind
         assert not torch.equal(x, y), kind
+
+
+def test_steady_keeps_the_spectrum_and_drops_the_events():
+    """A recording made of an event (a burst in silence) becomes steady noise in the same bands."""
+    from sentinel.training.fusion import steady
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(3 * 16000)
+    x[16000:16000 + 1600] = torch.randn(1600, generator=g)
+    y = steady(x, 16000, torch.Generator().manual_seed(1))
+    frames = lambda w: w[: len(w) // 800 * 800].reshape(-1, 800).pow(2).mean(1)  # noqa: E731
+    assert frames(x).max() / frames(x).mean() > 10  # one loud stretch
+    assert frames(y)[2:-2].max() / frames(y)[2:-2].mean() < 3  # none
+    assert abs(float(y.pow(2).mean() / x.pow(2).mean()) - 1) < 0.3  # the same power
