@@ -207,7 +207,7 @@ def test_clip_component_sees_shape_not_gain(tiny_bundle):
                                  span_recordings=(waves[:12], waves[12:24]))
     assert stats.clip_mean is not None and "clip" in post.component_tail
 
-    def clip_z(ws):  # each recording's clip z-score once its span holds the whole recording
+    def clip_z(ws, scorer=scorer, post=post):  # each recording's clip z-score once its span holds all of it
         out = []
         for w in ws:
             win = sliding_windows(w, spec.window_samples, hop).samples
@@ -224,11 +224,12 @@ def test_clip_component_sees_shape_not_gain(tiny_bundle):
     louder = scorer.score(sliding_windows(waves[30] * 4, spec.window_samples, hop).samples).components["level"]
     assert float(post.z_score("level", louder).median()) > 3.0
 
-    scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor,
-                             dataclasses.replace(cfg, clip_shape_only=False))
-    _, post = fit_statistics(scorer, windows(waves[:12]), windows(waves[12:24]),
-                             span_recordings=(waves[:12], waves[12:24]))
-    assert np.median(clip_z([w * 4 for w in waves[24:]])) > np.quantile(clip_z(waves[24:]), 0.95) + 2
+    clamped = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor,
+                              dataclasses.replace(cfg, clip_shape_only=False))
+    _, clamped_post = fit_statistics(clamped, windows(waves[:12]), windows(waves[12:24]),
+                                     span_recordings=(waves[:12], waves[12:24]))
+    assert np.median(clip_z([w * 4 for w in waves[24:]], clamped, clamped_post)) > \
+        np.quantile(clip_z(waves[24:], clamped, clamped_post), 0.95) + 2
 
     # a bundle fitted before the clip component scores as before, whatever weight clip is given
     old_stats = dataclasses.replace(stats, clip_mean=None, clip_precision=None, clip_profile_mean=None)
