@@ -131,9 +131,9 @@ def steady(x: torch.Tensor, sr: int, g: torch.Generator) -> torch.Tensor:
     sound well, rank them below normal: only the long view hears them (docs/quality.md round 10).
     Steady normal sound (most machines) hardly changes, so this kind then favours no fusion."""
     spec = _stft(x)
-    power = spec.abs().pow(2).mean(1, keepdim=True).sqrt().expand_as(spec).contiguous()
+    rms_magnitude = spec.abs().pow(2).mean(1, keepdim=True).sqrt().expand_as(spec).contiguous()
     phase = torch.rand(spec.shape, generator=g) * 2 * math.pi
-    y = _istft(torch.polar(power, phase), len(x))
+    y = _istft(torch.polar(rms_magnitude, phase), len(x))
     return y * _rms(x) / _rms(y)  # random phases overlap-add incoherently (-6 dB at 4x overlap)
 
 
