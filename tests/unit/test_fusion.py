@@ -56,3 +56,41 @@ def test_steady_keeps_the_spectrum_and_drops_the_events():
     assert frames(x).max() / frames(x).mean() > 10  # one loud stretch
     assert frames(y)[2:-2].max() / frames(y)[2:-2].mean() < 3  # none
     assert abs(float(y.pow(2).mean() / x.pow(2).mean()) - 1) < 0.3  # the same power
+
+
+def test_a_fusion_replaces_the_recipe_only_when_it_wins_beyond_the_holdouts_noise():
+    from sentinel.training.fusion import decide
+
+    rng = np.random.default_rng(3)
+    n, copies, kinds = 16, 2, 7
+    normal = rng.normal(size=n)
+
+    def altered(shift):  # each recording's copies sit `shift` above it, with noise of their own
+        return [np.repeat(normal, copies) + shift + rng.normal(size=n * copies) for _ in range(kinds)]
+
+    recipe = (normal, altered(1.0))
+    # a candidate that ranks higher only through one recording: its lowest altered copy raised to
+    # the top; resamples without that recording (about a third) see no gain
+    nudged = [a.copy() for a in recipe[1]]
+    nudged[0][np.argmin(nudged[0])] = nudged[0].max() + 1
+    lucky = (normal, nudged)
+    best, results, wins = decide({"recipe": recipe, "lucky": lucky}, copies)
+    assert results["lucky"] > results["recipe"] and wins["lucky"] < 0.9
+    assert best == "recipe"
+    # a candidate that separates the altered copies clearly better replaces it
+    best, results, wins = decide({"recipe": recipe, "lucky": lucky, "sharp": (normal, altered(3.0))}, copies)
+    assert best == "sharp" and wins["sharp"] >= 0.9
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-5, 5), min_size=2, max_size=30), st.lists(st.integers(-5, 5), min_size=2, max_size=30))
+def test_the_choices_auc_and_pauc_are_sklearns(normal, anomalous):
+    from sklearn.metrics import roc_auc_score
+
+    from sentinel.training.fusion import auc_pauc
+
+    y = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
+    s = np.r_[normal, anomalous].astype(float)  # small integers: many ties
+    auc, pauc = auc_pauc(np.array(normal, float), np.array(anomalous, float))
+    assert auc == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert pauc == pytest.approx(roc_auc_score(y, s, max_fpr=0.1), abs=1e-12)
