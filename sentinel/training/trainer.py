@@ -81,8 +81,8 @@ class TrainingConfig:
                     "leading, the long view alone) from the held-out recordings and pseudo-anomalies made of them "
                     "(sentinel.training.fusion); a candidate replaces the recipe only where it ranks better in 90 % "
                     "of bootstrap resamples. Over 14 real UrbanSound8K sets 0.697 / 0.685 AUC / pAUC against the "
-                    "recipe's 0.677 / 0.669, at the recipe's false alarms (docs/quality.md round 11); adds ~20-75 s "
-                    "to training.")
+                    "recipe's 0.677 / 0.669, at the recipe's false alarms (docs/quality.md round 11); a "
+                    "UrbanSound8K bundle's refit with it took 21-75 s in all.")
     ] = True
     holdout_groups: Annotated[
         bool, Field(description="Hold out whole groups of recordings (files whose names share their first number: "
