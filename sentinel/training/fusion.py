@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from sentinel.evaluation import MAX_FPR
 from sentinel.scoring.postprocess import PostProcessor
 from sentinel.scoring.scorer import DiffusionScorer
 
@@ -167,9 +168,10 @@ def candidates(recipe: dict[str, float], combine: str = "mean") -> dict[str, tup
     }
 
 
-def auc_pauc(normal: np.ndarray, anomalous: np.ndarray, max_fpr: float = 0.1) -> tuple[float, float]:
+def ranked_auc_pauc(normal: np.ndarray, anomalous: np.ndarray, max_fpr: float = MAX_FPR) -> tuple[float, float]:
     """(AUC, pAUC at `max_fpr`, McClish-standardised) of anomalous above normal scores: what
-    sklearn's roc_auc_score gives, ~50x faster (the bootstrap below calls it ~10^4 times)."""
+    `sentinel.evaluation.auc_pauc` (sklearn) gives, ~50x faster, for the bootstrap below (~10^4
+    calls per bundle); evaluation keeps sklearn's checks of its labels."""
     s = np.r_[normal, anomalous]
     y = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
     order = np.argsort(-s, kind="mergesort")
@@ -189,7 +191,7 @@ def _ranking(base: np.ndarray, altered: list[np.ndarray], copies: int, idx: np.n
     """Mean of AUC and pAUC over the kinds, of the held-out recordings `idx` (with repeats: a
     bootstrap resample) against their own altered copies."""
     alt_idx = (idx[:, None] * copies + np.arange(copies)).ravel()
-    return float(np.mean([sum(auc_pauc(base[idx], a[alt_idx])) / 2 for a in altered]))
+    return float(np.mean([sum(ranked_auc_pauc(base[idx], a[alt_idx])) / 2 for a in altered]))
 
 
 def decide(files: dict[str, tuple[np.ndarray, list[np.ndarray]]], copies: int, seed: int = 0
@@ -201,14 +203,14 @@ def decide(files: dict[str, tuple[np.ndarray, list[np.ndarray]]], copies: int, s
     n = len(files["recipe"][0])
     everyone = np.arange(n)
     results = {name: _ranking(b, a, copies, everyone) for name, (b, a) in files.items()}
+    contenders = [k for k in files if k != "recipe" and results[k] > results["recipe"]]
+    if not contenders:  # nothing to test: the recipe stays without a bootstrap
+        return "recipe", results, {}
     rng = np.random.default_rng(seed)
     resamples = [rng.integers(0, n, n) for _ in range(BOOTSTRAPS)]
     recipe = [_ranking(*files["recipe"], copies, idx) for idx in resamples]
-    wins: dict[str, float] = {}
-    for name, (b, a) in files.items():
-        if name != "recipe" and results[name] > results["recipe"]:
-            wins[name] = float(np.mean([_ranking(b, a, copies, idx) > r
-                                        for idx, r in zip(resamples, recipe, strict=True)]))
+    wins = {k: float(np.mean([_ranking(*files[k], copies, idx) > r for idx, r in zip(resamples, recipe, strict=True)]))
+            for k in contenders}
     sure = [k for k, w in wins.items() if w >= CONFIDENCE]
     return (max(sure, key=lambda k: results[k]) if sure else "recipe"), results, wins
 
@@ -233,8 +235,9 @@ def choose_fusion(scorer: DiffusionScorer, holdout: list[torch.Tensor], seed: in
     altered = {kind: [scorer.score_recording(f(w, sr, g).float()).components for w in waves for _ in range(copies)]
                for kind, f in PSEUDO.items()}
     post: PostProcessor = scorer.post
+    tried = candidates(scorer.config.weights, scorer.config.combine)
     files: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
-    for name, (weights, combine) in candidates(scorer.config.weights, scorer.config.combine).items():
+    for name, (weights, combine) in tried.items():
         def file_scores(comps_list, weights=weights, combine=combine):
             return np.array([post.file_score(post.window_scores(c, weights, combine=combine)) for c in comps_list])
 
@@ -248,5 +251,5 @@ def choose_fusion(scorer: DiffusionScorer, holdout: list[torch.Tensor], seed: in
     chosen: dict = {"name": best, "pseudo_score": {k: round(v, 4) for k, v in results.items()},
                     "wins": {k: round(v, 3) for k, v in wins.items()}}
     if best != "recipe":  # the recipe's own weights stay the config's (a score-time override still applies)
-        chosen["weights"], chosen["combine"] = candidates(scorer.config.weights, scorer.config.combine)[best]
+        chosen["weights"], chosen["combine"] = tried[best]
     return chosen, results

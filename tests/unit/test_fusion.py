@@ -87,10 +87,10 @@ def test_a_fusion_replaces_the_recipe_only_when_it_wins_beyond_the_holdouts_nois
 def test_the_choices_auc_and_pauc_are_sklearns(normal, anomalous):
     from sklearn.metrics import roc_auc_score
 
-    from sentinel.training.fusion import auc_pauc
+    from sentinel.training.fusion import ranked_auc_pauc
 
     y = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
     s = np.r_[normal, anomalous].astype(float)  # small integers: many ties
-    auc, pauc = auc_pauc(np.array(normal, float), np.array(anomalous, float))
+    auc, pauc = ranked_auc_pauc(np.array(normal, float), np.array(anomalous, float))
     assert auc == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert pauc == pytest.approx(roc_auc_score(y, s, max_fpr=0.1), abs=1e-12)
