@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-COMPONENTS = ("recon_mean", "recon_topk", "feature", "embedding", "level", "span", "clip", "frames", "machine")
-OPTIONAL = ("span", "clip", "frames", "machine")
+COMPONENTS = ("recon_mean", "recon_topk", "feature", "embedding", "level", "span", "clip", "neighbours", "frames",
+              "machine")
+OPTIONAL = ("span", "clip", "neighbours", "frames", "machine")
 """Components a bundle may have no statistics for (recordings shorter than a span, a bundle that
 predates the clip or frames component, a bundle of one machine): their weight then counts as 0."""
 
@@ -38,8 +39,8 @@ class ScoringConfig:
     ] = 0.01
     smoothing: Annotated[int, Field(ge=1, description="Box-filter size (bins) applied before top-k pooling.")] = 3
     weights: Annotated[
-        dict[Literal["recon_mean", "recon_topk", "feature", "embedding", "level", "span", "clip", "frames", "machine"],
-             float],
+        dict[Literal["recon_mean", "recon_topk", "feature", "embedding", "level", "span", "clip", "neighbours",
+                     "frames", "machine"], float],
         Field(
             description="Weight of each normalised component in the combined score (0 disables it; "
             "'feature' is off by default: on the dev set it added cost and no AUC; 'level' is half "
@@ -53,7 +54,7 @@ class ScoringConfig:
             "'machine' (fleet bundles only): how little a window sounds like its own machine (docs/quality.md round 6)."
         ),
     ] = field(default_factory=lambda: {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 0.0, "embedding": 1.0,
-                                       "level": 0.5, "span": 1.0, "clip": 1.0, "frames": 1.0,
+                                       "level": 0.5, "span": 1.0, "clip": 1.0, "neighbours": 0.0, "frames": 1.0,
                                        "machine": 1.0})
     span_seconds: Annotated[
         float, Field(gt=0, description="Length of the rolling span of windows the span component averages, s.")
@@ -75,6 +76,10 @@ class ScoringConfig:
                                 "one component a little, not the clip's tight Gaussian by dozens of spreads. false: "
                                 "the level is moved only up to level_tolerance_db (bundles before round 10).")
     ] = True
+    neighbours_k: Annotated[
+        int, Field(ge=1, description="The neighbours component's distance is the mean over this many nearest "
+                                     "spans of the training recordings.")
+    ] = 5
     level_tolerance_db: Annotated[
         float, Field(ge=0, description="A level this close to normal (dB, either way) adds nothing to the score: "
                                        "microphone gain differs between installations.")

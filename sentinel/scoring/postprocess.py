@@ -60,6 +60,9 @@ class PostProcessor:
     clip_count_mean: list[float] | None = None
     """The same for the clip component's distance (index = count - 1); None: one scale."""
     clip_count_std: list[float] | None = None
+    neighbours_count_mean: list[float] | None = None
+    """The same for the neighbours component's distance; None: one scale."""
+    neighbours_count_std: list[float] | None = None
     calibration: Calibration | None = None
     """The threshold and how it was set; None: not calibrated (scores, but no verdicts)."""
     accepted: torch.Tensor | None = None
@@ -97,7 +100,7 @@ class PostProcessor:
         return mean - self.QUIETER_DB, mean - 4 * std - self.config.level_tolerance_db - self.OFF_MARGIN_DB
 
     def span_on_full_scale(self, dist: torch.Tensor, counts: torch.Tensor, name: str = "span") -> torch.Tensor:
-        """Distances of a stream component (span, clip) over `counts` windows, moved onto the scale
+        """Distances of a stream component (span, clip, neighbours) over `counts` windows, moved onto the scale
         of a full span's: (d - mean_k) / std_k * std + mean, so that the component's one z-scaling
         fits every count."""
         count_mean, count_std = getattr(self, f"{name}_count_mean"), getattr(self, f"{name}_count_std")
@@ -225,6 +228,8 @@ class PostProcessor:
         out: dict = {"component_mean": self.component_mean, "component_std": self.component_std,
                      "span_count_mean": self.span_count_mean, "span_count_std": self.span_count_std,
                      "clip_count_mean": self.clip_count_mean, "clip_count_std": self.clip_count_std,
+                     "neighbours_count_mean": self.neighbours_count_mean,
+                     "neighbours_count_std": self.neighbours_count_std,
                      "calibration": self.calibration.to_dict() if self.calibration else None,
                      "component_tail": self.component_tail, "fusion": self.fusion}
         if self.accepted_events:  # the profiles themselves are tensors: weights.safetensors (tensors())
@@ -246,6 +251,8 @@ class PostProcessor:
                    component_std=dict(d.get("component_std") or {}),
                    span_count_mean=d.get("span_count_mean"), span_count_std=d.get("span_count_std"),
                    clip_count_mean=d.get("clip_count_mean"), clip_count_std=d.get("clip_count_std"),
+                   neighbours_count_mean=d.get("neighbours_count_mean"),
+                   neighbours_count_std=d.get("neighbours_count_std"),
                    calibration=Calibration.from_dict(cal) if cal else None,
                    accepted=t.get("post.accepted") if events else None,
                    accepted_radius=t.get("post.accepted_radius") if events else None, accepted_events=events,

@@ -28,6 +28,11 @@ and then combined:
               of such spans of the training recordings. Where the span sees spectral shape free of
               level, this one sees level and shape together, which a gain change cannot fake beyond
               `level_tolerance_db` (the span's level is moved up to that far towards normal first).
+- neighbours: the same span features (level moved only up to `level_tolerance_db`), measured by the
+              mean distance to their nearest spans of the training recordings rather than by one
+              Gaussian of them all: a normal class made of several kinds of sound (an air conditioner
+              on many streets) is many clusters, and one Gaussian over them takes a sound between
+              them for normal (docs/quality.md round 12).
 - frames:     the DCASE autoencoder's view (sentinel.scoring.frames): log mean squared error of a small
               dense autoencoder, trained beside the network, rebuilding the window's raw log-mel 5
               frames at a time (level kept, moved at most `level_tolerance_db` towards normal; full
@@ -61,7 +66,7 @@ from sentinel.features.extractor import FeatureExtractor
 from sentinel.scoring.config import COMPONENTS, ScoringConfig
 from sentinel.scoring.postprocess import PostProcessor
 from sentinel.scoring.span import SpanState
-from sentinel.scoring.stats import NormalStats, mahalanobis
+from sentinel.scoring.stats import NormalStats, mahalanobis, nearest_distance
 from sentinel.windows import sliding_windows
 
 __all__ = ["COMPONENTS", "DiffusionScorer", "RecordingScores", "ScoreResult", "ScoringConfig", "SpanState",
@@ -331,24 +336,40 @@ class DiffusionScorer(WindowScorer):
         the clip component's per-band mean and mean square (audio only)."""
         return raw.profile if raw.clip is None else torch.cat([raw.profile, raw.clip.to(raw.profile.device)], 1)
 
-    def clip_features(self, means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
+    def clip_features(self, means: torch.Tensor, stats: NormalStats, shape_only: bool | None = None) -> torch.Tensor:
         """[N, 2 mels] per-band mean log-mel and spread of spans, from the span means of the clip
-        profile ([N, 2 mels]), their level moved to normal (clip_shape_only) or up to
-        `level_tolerance_db` towards it."""
+        profile ([N, 2 mels]), their level moved to normal (`shape_only`, default clip_shape_only) or
+        up to `level_tolerance_db` towards it."""
         assert stats.clip_profile_mean is not None
         mels = means.shape[1] // 2
         mu, square = means[:, :mels], means[:, mels:]
         spread = (square - mu.pow(2)).clamp_min(1e-6).sqrt()
         shift = mu.mean(1) - stats.clip_profile_mean[:mels].mean().to(mu.device)
-        if not self.config.clip_shape_only:
+        if not (self.config.clip_shape_only if shape_only is None else shape_only):
             shift = shift.clamp(-self.config.level_tolerance_db, self.config.level_tolerance_db)
         return torch.cat([mu - shift[:, None], spread], dim=1)
+
+    def neighbour_distance(self, clip_means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
+        """[N] the neighbours component of spans (their clip profile means, [N, 2 mels]): the mean
+        distance to the `neighbours_k` nearest spans of the training recordings, each band's mean
+        and spread in units of its spread over them; the level is moved only up to the tolerance,
+        since the level often tells one kind of sound from another."""
+        assert stats.neighbour_memory is not None and stats.neighbour_centre is not None
+        assert stats.neighbour_scale is not None
+        feats = self.neighbour_features(clip_means, stats)
+        return nearest_distance(feats, stats.neighbour_memory, self.config.neighbours_k)
+
+    def neighbour_features(self, clip_means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
+        """[N, 2 mels] spans' clip features on the neighbours memory's scale."""
+        assert stats.neighbour_centre is not None and stats.neighbour_scale is not None
+        feats = self.clip_features(clip_means.to(self.device), stats, shape_only=False)
+        return (feats - stats.neighbour_centre.to(feats.device)) / stats.neighbour_scale.to(feats.device)
 
     def _span(self, profiles: torch.Tensor, streams: Sequence[SpanState | None] | None,
               stats: NormalStats) -> dict[str, torch.Tensor]:
         """{"span", "clip"}: [B] distance of each window's span, on a full span's scale; NaN where
         there is no span yet (or no statistics for the component)."""
-        out = {k: torch.full((profiles.shape[0],), float("nan")) for k in ("span", "clip")}
+        out = {k: torch.full((profiles.shape[0],), float("nan")) for k in ("span", "clip", "neighbours")}
         if streams is None or stats.span_mean is None or stats.span_precision is None:
             return out
         means, rows, counts = self.span_distances(profiles, streams)
@@ -361,6 +382,9 @@ class DiffusionScorer(WindowScorer):
                 feats = self.clip_features(mean[:, span_dims:], stats)
                 dist = mahalanobis(feats - stats.clip_mean, stats.clip_precision).cpu()
                 out["clip"][rows] = self.post.span_on_full_scale(dist, n, "clip")
+            if stats.neighbour_memory is not None and stats.clip_profile_mean is not None and self.clip_dims:
+                out["neighbours"][rows] = self.post.span_on_full_scale(
+                    self.neighbour_distance(mean[:, span_dims:], stats).cpu(), n, "neighbours")
         return out
 
     def combine(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None = None,

@@ -9,6 +9,12 @@ from dataclasses import dataclass
 import torch
 
 
+def nearest_distance(x: torch.Tensor, memory: torch.Tensor, k: int) -> torch.Tensor:
+    """[B] mean Euclidean distance of rows x to their k nearest rows of memory."""
+    d = torch.cdist(x, memory.to(x.device, x.dtype))
+    return d.topk(min(k, memory.shape[0]), dim=1, largest=False).values.mean(1)
+
+
 def mahalanobis(d: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
     """[B] Mahalanobis distance of rows d (already centred) under a precision matrix."""
     return ((d @ precision) * d).sum(1).clamp_min(0).sqrt()
@@ -27,6 +33,12 @@ class NormalStats:
     clip_profile_mean: torch.Tensor | None = None
     """[2 mels]: normal windows' per-band mean log-mel and mean square (what a stream's history holds
     for the clip component; its level is the reference the gain tolerance is measured from)."""
+    neighbour_memory: torch.Tensor | None = None
+    """[M, 2 mels]: clip features (level moved up to the tolerance) of spans of the training recordings,
+    each entry divided by neighbour_scale after neighbour_centre is taken off; None: no neighbours
+    component (a bundle before it, recordings shorter than a span)."""
+    neighbour_centre: torch.Tensor | None = None  # [2 mels]
+    neighbour_scale: torch.Tensor | None = None  # [2 mels]
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {
@@ -40,6 +52,9 @@ class NormalStats:
         if self.clip_mean is not None and self.clip_precision is not None and self.clip_profile_mean is not None:
             out |= {"stats.clip_mean": self.clip_mean, "stats.clip_precision": self.clip_precision,
                     "stats.clip_profile_mean": self.clip_profile_mean}
+        if self.neighbour_memory is not None and self.neighbour_centre is not None and self.neighbour_scale is not None:
+            out |= {"stats.neighbour_memory": self.neighbour_memory, "stats.neighbour_centre": self.neighbour_centre,
+                    "stats.neighbour_scale": self.neighbour_scale}
         return out
 
     def to(self, device: torch.device) -> NormalStats:
@@ -59,4 +74,7 @@ class NormalStats:
             clip_mean=tensors.get("stats.clip_mean"),
             clip_precision=tensors.get("stats.clip_precision"),
             clip_profile_mean=tensors.get("stats.clip_profile_mean"),
+            neighbour_memory=tensors.get("stats.neighbour_memory"),
+            neighbour_centre=tensors.get("stats.neighbour_centre"),
+            neighbour_scale=tensors.get("stats.neighbour_scale"),
         )

@@ -15,6 +15,9 @@ from sentinel.scoring.scorer import DiffusionScorer
 from sentinel.scoring.stats import NormalStats, mahalanobis
 from sentinel.windows import sliding_windows
 
+MEMORY = 2048
+"""Most training spans the neighbours component keeps (2 MB at 128 mels; a distance to each per window)."""
+
 
 def _gaussian(x: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, precision) of rows x, Ledoit-Wolf shrunk (few rows for many dimensions)."""
@@ -87,6 +90,21 @@ def _fit_span(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, 
         held_clip = scorer.clip_features(held[:, span_dims:].to(scorer.device), stats)
         _fit_stream_scale(scorer, post, "clip", mahalanobis(held_clip - stats.clip_mean, stats.clip_precision).cpu(),
                           counts)
+        _fit_neighbours(scorer, stats, post, fit_means[:, span_dims:], held[:, span_dims:], counts)
+
+
+def _fit_neighbours(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, fit: torch.Tensor,
+                    held: torch.Tensor, counts: torch.Tensor) -> None:
+    """The neighbours component's memory (spans of the training recordings, at most MEMORY of them,
+    drawn evenly) and its scaling on the held-out recordings' spans, which the memory does not hold:
+    a training span's nearest neighbour is itself."""
+    if fit.shape[0] > MEMORY:
+        fit = fit[torch.linspace(0, fit.shape[0] - 1, MEMORY).round().long()]
+    feats = scorer.clip_features(fit.to(scorer.device), stats, shape_only=False)
+    stats.neighbour_centre = feats.mean(0)
+    stats.neighbour_scale = feats.std(0).clamp_min(1e-3)
+    stats.neighbour_memory = (feats - stats.neighbour_centre) / stats.neighbour_scale
+    _fit_stream_scale(scorer, post, "neighbours", scorer.neighbour_distance(held, stats).cpu(), counts)
 
 
 def _fit_stream_scale(scorer: DiffusionScorer, post: PostProcessor, name: str, dist: torch.Tensor,

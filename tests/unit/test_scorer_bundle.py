@@ -34,7 +34,7 @@ def test_multi_step_ddim_path_scores(tiny_bundle, windows):
     res = bundle.scorer("cpu", cfg).score(windows)
     assert res.scores.shape == (5,) and torch.isfinite(res.scores).all()
     assert set(res.components) == {"recon_mean", "recon_topk", "feature", "embedding", "level", "span", "clip",
-                                    "frames"}
+                                    "neighbours", "frames"}
     assert (res.components["feature"] > 0).all()  # the semantic discrepancy term is computed
     assert bundle.post.component_std["feature"] > 1e-5  # and was normalised at training time
 
