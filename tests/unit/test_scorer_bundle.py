@@ -241,6 +241,51 @@ def test_clip_component_sees_shape_not_gain(tiny_bundle):
     assert torch.isfinite(res.scores).all() and res.components["clip"].isnan().all()
 
 
+def test_neighbours_component_knows_a_normal_class_of_two_kinds(tiny_bundle):
+    """A normal class of two kinds of sound (a 50 Hz and a 120 Hz machine): the neighbours component
+    finds both kinds' new recordings near their own, and a third machine (85 Hz) or both kinds at
+    once far from normal. Unlike the clip component it keeps the level beyond level_tolerance_db:
+    3 dB louder changes nothing, 12 dB louder is far. The bundle carries its memory."""
+    import numpy as np
+
+    from sentinel import synth
+    from sentinel.scoring.scorer import DiffusionScorer, SpanState
+    from sentinel.training.statistics import fit_statistics
+    from sentinel.windows import sliding_windows
+
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.stats.neighbour_memory is not None and bundle.stats.neighbour_memory.shape[1] == \
+        2 * bundle.features.n_mels
+    rng = np.random.default_rng(11)
+
+    def machines(n, f0):
+        return [torch.from_numpy(synth.machine(rng, 3.0, f0=f0)).float() for _ in range(n)]
+
+    low, high = machines(18, 50.0), machines(18, 120.0)
+    spec = bundle.features
+    cfg = ScoringConfig(**{**bundle.scoring.to_dict(), "hop_seconds": 0.5})
+    scorer = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, cfg)
+    hop = round(cfg.hop_seconds * spec.sample_rate)
+    train, held, test = low[:6] + high[:6], low[6:12] + high[6:12], low[12:] + high[12:]
+    windows = lambda ws: torch.cat([sliding_windows(w, spec.window_samples, hop).samples for w in ws])  # noqa: E731
+    _, post = fit_statistics(scorer, windows(train), windows(held), span_recordings=(train, held))
+
+    def z(ws):  # each recording's neighbours z-score once its span holds all of it
+        out = []
+        for w in ws:
+            win = sliding_windows(w, spec.window_samples, hop).samples
+            res = scorer.score(win, [SpanState(scorer.span_windows)] * len(win))
+            out.append(float(post.z_score("neighbours", res.components["neighbours"][-1:])))
+        return np.array(out)
+
+    normal = z(test)
+    assert normal.max() < 3.0, normal
+    assert z(machines(4, 85.0)).min() > normal.max() + 3
+    assert z([0.5 * (a + b) for a, b in zip(low[12:16], high[12:16], strict=True)]).min() > normal.max() + 2
+    np.testing.assert_allclose(z([w * 10 ** (3 / 20) for w in test[:4]]), normal[:4], atol=1e-3)
+    assert z([w * 4 for w in test[:4]]).min() > normal.max() + 3
+
+
 def test_frame_view_is_trained_beside_the_network_and_hears_a_fault(tiny_bundle, machine_data):
     """`sentinel train` trains the DCASE autoencoder beside the network; its component (the log
     reconstruction error of raw log-mel frames) is higher where a fault sounds than on normal audio."""
