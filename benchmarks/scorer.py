@@ -35,7 +35,7 @@ from sentinel.features.extractor import FeatureExtractor
 from sentinel.scoring.frames import FrameReconstruction
 from sentinel.scoring.scorer import DiffusionScorer
 from sentinel.training.config import TrainConfig
-from sentinel.training.statistics import fit_statistics
+from sentinel.training.statistics import MEMORY, fit_statistics
 
 HOP_S = 0.5
 
@@ -171,6 +171,20 @@ def main() -> int:
     with_span = rate(lambda: fast.score(bw, [state] * best_batch), best_batch, a.seconds, device)
     print(f"\nwith the span component (one stream's history, batch {best_batch}): {with_span:.1f} windows/s "
           f"= {with_span / best_rate:.2f} x without")
+
+    if bundle.stats is not None and bundle.stats.neighbour_memory is not None:
+        # the most training spans a bundle keeps (a memory drawn at random: speed does not depend on it)
+        dims = bundle.stats.neighbour_memory.shape[1]
+        rates = {}
+        for name, memory in (("with", torch.randn(MEMORY, dims, generator=gen)), ("without", None)):
+            sc = DiffusionScorer(bundle.model, bundle.scheduler, bundle.extractor, bundle.scoring,
+                                 dataclasses.replace(bundle.stats, neighbour_memory=memory), bundle.post,
+                                 device=device, frames=bundle.frames)
+            sc.batch_size = best_batch
+            st = sc.new_span_state()
+            rates[name] = rate(lambda sc=sc, st=st: sc.score(bw, [st] * best_batch), best_batch, a.seconds, device)
+        print(f"with the neighbours component ({MEMORY} training spans, the span on, batch {best_batch}): "
+              f"{rates['with']:.1f} windows/s = {rates['with'] / rates['without']:.2f} x without it")
 
     if bundle.frames is not None:
         plain = dataclasses.replace(bundle, frames=None).scorer(device)

@@ -357,7 +357,7 @@ class DiffusionScorer(WindowScorer):
         assert stats.neighbour_memory is not None and stats.neighbour_centre is not None
         assert stats.neighbour_scale is not None
         feats = self.neighbour_features(clip_means, stats)
-        return nearest_distance(feats, stats.neighbour_memory, self.config.neighbours_k)
+        return nearest_distance(feats, stats.neighbour_memory, self.config.neighbours_k, stats.neighbour_recordings)
 
     def neighbour_features(self, clip_means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
         """[N, 2 mels] spans' clip features on the neighbours memory's scale."""

@@ -8,11 +8,31 @@ from dataclasses import dataclass
 
 import torch
 
+SAME_SPAN = 1e-3
+"""A memory row this near a span (in normal-spread units, over every entry) is that very span:
+the features are computed from the same samples the same way, so only rounding parts them."""
 
-def nearest_distance(x: torch.Tensor, memory: torch.Tensor, k: int) -> torch.Tensor:
-    """[B] mean Euclidean distance of rows x to their k nearest rows of memory."""
+
+def nearest_distance(x: torch.Tensor, memory: torch.Tensor, k: int, recordings: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+    """[B] mean Euclidean distance of rows x to their k nearest rows of memory. With `recordings`
+    ([M], which recording each memory row came from), a row that is itself in the memory (a
+    training recording scored again, e.g. calibrated on) is measured against the other recordings
+    only: a recording is not its own neighbour, or its distances would be ~0 and the threshold
+    set on them too low."""
     d = torch.cdist(x, memory.to(x.device, x.dtype))
-    return d.topk(min(k, memory.shape[0]), dim=1, largest=False).values.mean(1)
+    k = min(k, memory.shape[0])
+    plain = d.topk(k, dim=1, largest=False).values.mean(1)
+    if recordings is None:
+        return plain
+    nearest, at = d.min(1)
+    own = nearest < SAME_SPAN * memory.shape[1] ** 0.5
+    if not bool(own.any()):
+        return plain
+    recordings = recordings.to(x.device)
+    mask = own[:, None] & (recordings[None, :] == recordings[at][:, None])
+    others = d.masked_fill(mask, float("inf")).topk(k, dim=1, largest=False).values.mean(1)
+    return torch.where(torch.isfinite(others), others, plain)  # a memory of one recording: no others
 
 
 def mahalanobis(d: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
@@ -39,6 +59,8 @@ class NormalStats:
     component (a bundle before it, recordings shorter than a span)."""
     neighbour_centre: torch.Tensor | None = None  # [2 mels]
     neighbour_scale: torch.Tensor | None = None  # [2 mels]
+    neighbour_recordings: torch.Tensor | None = None
+    """[M] which training recording each memory row came from (int); None: none known."""
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {
@@ -55,6 +77,8 @@ class NormalStats:
         if self.neighbour_memory is not None and self.neighbour_centre is not None and self.neighbour_scale is not None:
             out |= {"stats.neighbour_memory": self.neighbour_memory, "stats.neighbour_centre": self.neighbour_centre,
                     "stats.neighbour_scale": self.neighbour_scale}
+            if self.neighbour_recordings is not None:
+                out["stats.neighbour_recordings"] = self.neighbour_recordings
         return out
 
     def to(self, device: torch.device) -> NormalStats:
@@ -77,4 +101,5 @@ class NormalStats:
             neighbour_memory=tensors.get("stats.neighbour_memory"),
             neighbour_centre=tensors.get("stats.neighbour_centre"),
             neighbour_scale=tensors.get("stats.neighbour_scale"),
+            neighbour_recordings=tensors.get("stats.neighbour_recordings"),
         )

@@ -152,8 +152,10 @@ def candidates(recipe: dict[str, float], combine: str = "mean") -> dict[str, tup
     """The fusions tried, each combined as the recipe combines (so a chosen fusion keeps the
     recipe's threshold behaviour: round 10's tail and max candidates alarmed about four times as
     often at the calibrated threshold): the recipe's weights, the long-span or the window view
-    leading, the clip view leading, and the long view alone, with and without the level."""
+    leading, the clip view leading, the long view alone, with and without the level, the
+    neighbours leading, and the long view with the neighbours."""
     span, clip = recipe.get("span", 1.0) or 1.0, recipe.get("clip", 1.0) or 1.0
+    neighbours = recipe.get("neighbours", 1.0) or 1.0
     off = {k: 0.0 for k in recipe}
     return {
         "recipe": (dict(recipe), combine),
@@ -165,6 +167,10 @@ def candidates(recipe: dict[str, float], combine: str = "mean") -> dict[str, tup
         # normal ones; the span and clip Gaussian see the clip as a whole (docs/quality.md round 9)
         "long-view": ({**off, "span": 1.0, "clip": 1.0}, combine),
         "long-view+level": ({**off, "span": 1.0, "clip": 1.0, "level": 1.0}, combine),
+        # a normal class of many kinds of sound (docs/quality.md round 12): the nearest training
+        # spans leading, or with the long view alone
+        "neighbours-led": ({**recipe, "neighbours": 3 * neighbours}, combine),
+        "long-view+neighbours": ({**off, "span": 1.0, "clip": 1.0, "neighbours": 1.0}, combine),
     }
 
 

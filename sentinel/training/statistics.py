@@ -51,14 +51,15 @@ def fit_statistics(scorer: DiffusionScorer, fit_windows: torch.Tensor, holdout_w
 
 
 def _span_means(scorer: DiffusionScorer, waves: list[torch.Tensor], limit: int = 4096
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(span means, windows each holds) at every position with enough history, over recordings
-    scored in order."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(span means, windows each holds, the recording each came from) at every position with
+    enough history, over recordings scored in order."""
     spec = scorer.extractor.spec
     hop = max(1, round(scorer.config.hop_seconds * spec.sample_rate))
     means: list[torch.Tensor] = []
     counts: list[int] = []
-    for wave in waves:
+    recordings: list[int] = []
+    for i, wave in enumerate(waves):
         if len(means) >= limit or wave.numel() < spec.window_samples:
             continue
         profiles = scorer.stream_profile(scorer.raw(sliding_windows(wave, spec.window_samples, hop).samples))
@@ -66,17 +67,19 @@ def _span_means(scorer: DiffusionScorer, waves: list[torch.Tensor], limit: int =
         m, _, k = scorer.span_distances(profiles, [st] * len(profiles))
         means += m
         counts += k
-    return (torch.stack(means) if means else torch.zeros(0)), torch.tensor(counts, dtype=torch.long)
+        recordings += [i] * len(m)
+    return ((torch.stack(means) if means else torch.zeros(0)), torch.tensor(counts, dtype=torch.long),
+            torch.tensor(recordings, dtype=torch.long))
 
 
 def _fit_span(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, train: list[torch.Tensor],
               holdout: list[torch.Tensor]) -> None:
     """The span component's Gaussian and the clip component's, each on spans of the training
     recordings, and their scaling on spans of the held-out ones."""
-    fit_means, fit_counts = _span_means(scorer, train)
+    fit_means, fit_counts, fit_recordings = _span_means(scorer, train)
     if fit_means.shape[0] < 2:
         return  # recordings shorter than a span: no span component (its weight counts as 0)
-    held, counts = _span_means(scorer, holdout)
+    held, counts, _ = _span_means(scorer, holdout)
     if held.shape[0] < 2:
         held, counts = fit_means, fit_counts
     span_dims = fit_means.shape[1] - scorer.clip_dims
@@ -90,20 +93,25 @@ def _fit_span(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, 
         held_clip = scorer.clip_features(held[:, span_dims:].to(scorer.device), stats)
         _fit_stream_scale(scorer, post, "clip", mahalanobis(held_clip - stats.clip_mean, stats.clip_precision).cpu(),
                           counts)
-        _fit_neighbours(scorer, stats, post, fit_means[:, span_dims:], held[:, span_dims:], counts)
+        _fit_neighbours(scorer, stats, post, fit_means[:, span_dims:], fit_recordings, held[:, span_dims:], counts)
 
 
 def _fit_neighbours(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, fit: torch.Tensor,
-                    held: torch.Tensor, counts: torch.Tensor) -> None:
-    """The neighbours component's memory (spans of the training recordings, at most MEMORY of them,
-    drawn evenly) and its scaling on the held-out recordings' spans, which the memory does not hold:
-    a training span's nearest neighbour is itself."""
+                    recordings: torch.Tensor, held: torch.Tensor, counts: torch.Tensor) -> None:
+    """The neighbours component's memory (every span of the training recordings, whole recordings
+    drawn evenly when there are more than MEMORY spans, so that a training recording scored again
+    finds all of its own spans and leaves them out) and its scaling on the held-out recordings'
+    spans, which the memory does not hold."""
     if fit.shape[0] > MEMORY:
-        fit = fit[torch.linspace(0, fit.shape[0] - 1, MEMORY).round().long()]
+        ids = recordings.unique()
+        per = max(1, int(MEMORY / (fit.shape[0] / len(ids))))  # recordings that fit, at their mean length
+        keep = torch.isin(recordings, ids[torch.linspace(0, len(ids) - 1, min(per, len(ids))).round().long()])
+        fit, recordings = fit[keep][:MEMORY], recordings[keep][:MEMORY]
     feats = scorer.clip_features(fit.to(scorer.device), stats, shape_only=False)
     stats.neighbour_centre = feats.mean(0)
     stats.neighbour_scale = feats.std(0).clamp_min(1e-3)
     stats.neighbour_memory = (feats - stats.neighbour_centre) / stats.neighbour_scale
+    stats.neighbour_recordings = recordings
     _fit_stream_scale(scorer, post, "neighbours", scorer.neighbour_distance(held, stats).cpu(), counts)
 
 
