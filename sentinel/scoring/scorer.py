@@ -23,16 +23,16 @@ and then combined:
               recordings): a young span counts as evidence from its second window on, without
               false alarms from its noise.
 - clip:       the clip Gaussian's view over the same span (the reference every round measured against):
-              Mahalanobis distance of the span's per-band mean log-mel *with* its level and per-band
-              spread over time (from the windows' mean and mean square), under a Ledoit-Wolf Gaussian
-              of such spans of the training recordings. Where the span sees spectral shape free of
-              level, this one sees level and shape together, which a gain change cannot fake beyond
-              `level_tolerance_db` (the span's level is moved up to that far towards normal first).
-- neighbours: the same span features (level moved only up to `level_tolerance_db`), measured by the
-              mean distance to their nearest spans of the training recordings rather than by one
-              Gaussian of them all: a normal class made of several kinds of sound (an air conditioner
-              on many streets) is many clusters, and one Gaussian over them takes a sound between
-              them for normal (docs/quality.md round 12).
+              Mahalanobis distance of the span's per-band mean log-mel and per-band spread over time
+              (from the windows' mean and mean square), under a Ledoit-Wolf Gaussian of such spans of
+              the training recordings. With `clip_shape_only` (the default) the span's overall level
+              is moved to normal first, so it hears spectral shape and leaves gain to the level
+              component; bundles before round 10 move the level only up to `level_tolerance_db`.
+- neighbours: the same span features as clip (gain-free likewise), measured by the mean distance to
+              their nearest spans of the training recordings rather than by one Gaussian of them all:
+              a normal class made of several kinds of sound (an air conditioner on many streets) is
+              many clusters, and one Gaussian over them takes a sound between them for normal
+              (docs/quality.md round 12).
 - frames:     the DCASE autoencoder's view (sentinel.scoring.frames): log mean squared error of a small
               dense autoencoder, trained beside the network, rebuilding the window's raw log-mel 5
               frames at a time (level kept, moved at most `level_tolerance_db` towards normal; full
@@ -352,8 +352,9 @@ class DiffusionScorer(WindowScorer):
     def neighbour_distance(self, clip_means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
         """[N] the neighbours component of spans (their clip profile means, [N, 2 mels]): the mean
         distance to the `neighbours_k` nearest spans of the training recordings, each band's mean
-        and spread in units of its spread over them; the level is moved only up to the tolerance,
-        since the level often tells one kind of sound from another."""
+        and spread in units of its spread over them. Gain-free as the clip view is: with the level
+        kept past the tolerance, a steady machine's tight spreads turned a 6 dB microphone gain into
+        hundreds of false alarms an hour (docs/quality.md round 12); the level component hears gain."""
         assert stats.neighbour_memory is not None and stats.neighbour_centre is not None
         assert stats.neighbour_scale is not None
         feats = self.neighbour_features(clip_means, stats)
@@ -362,7 +363,7 @@ class DiffusionScorer(WindowScorer):
     def neighbour_features(self, clip_means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
         """[N, 2 mels] spans' clip features on the neighbours memory's scale."""
         assert stats.neighbour_centre is not None and stats.neighbour_scale is not None
-        feats = self.clip_features(clip_means.to(self.device), stats, shape_only=False)
+        feats = self.clip_features(clip_means.to(self.device), stats)
         return (feats - stats.neighbour_centre.to(feats.device)) / stats.neighbour_scale.to(feats.device)
 
     def _span(self, profiles: torch.Tensor, streams: Sequence[SpanState | None] | None,

@@ -107,7 +107,7 @@ def _fit_neighbours(scorer: DiffusionScorer, stats: NormalStats, post: PostProce
         per = max(1, int(MEMORY / (fit.shape[0] / len(ids))))  # recordings that fit, at their mean length
         keep = torch.isin(recordings, ids[torch.linspace(0, len(ids) - 1, min(per, len(ids))).round().long()])
         fit, recordings = fit[keep][:MEMORY], recordings[keep][:MEMORY]
-    feats = scorer.clip_features(fit.to(scorer.device), stats, shape_only=False)
+    feats = scorer.clip_features(fit.to(scorer.device), stats)
     stats.neighbour_centre = feats.mean(0)
     stats.neighbour_scale = feats.std(0).clamp_min(1e-3)
     stats.neighbour_memory = (feats - stats.neighbour_centre) / stats.neighbour_scale

@@ -244,9 +244,10 @@ def test_clip_component_sees_shape_not_gain(tiny_bundle):
 def test_neighbours_component_knows_a_normal_class_of_two_kinds(tiny_bundle):
     """A normal class of two kinds of sound (a 50 Hz and a 120 Hz machine): the neighbours component
     finds both kinds' new recordings near their own, and a third machine (85 Hz) or both kinds at
-    once far from normal. Unlike the clip component it keeps the level beyond level_tolerance_db:
-    3 dB louder changes nothing, 12 dB louder is far. The bundle carries its memory, and a training
-    recording is measured against the other recordings, not against itself."""
+    once far from normal. Like the clip component it hears shape, not gain: 3 or 12 dB louder
+    changes nothing there (a microphone's gain must not alarm), and the level component hears the
+    12 dB. The bundle carries its memory, and a training recording is measured against the other
+    recordings, not against itself."""
     import numpy as np
 
     from sentinel import synth
@@ -271,12 +272,12 @@ def test_neighbours_component_knows_a_normal_class_of_two_kinds(tiny_bundle):
     windows = lambda ws: torch.cat([sliding_windows(w, spec.window_samples, hop).samples for w in ws])  # noqa: E731
     _, post = fit_statistics(scorer, windows(train), windows(held), span_recordings=(train, held))
 
-    def z(ws):  # each recording's neighbours z-score once its span holds all of it
+    def z(ws, component="neighbours"):  # each recording's z-score once its span holds all of it
         out = []
         for w in ws:
             win = sliding_windows(w, spec.window_samples, hop).samples
             res = scorer.score(win, [scorer.new_span_state()] * len(win))
-            out.append(float(post.z_score("neighbours", res.components["neighbours"][-1:])))
+            out.append(float(post.z_score(component, res.components[component][-1:])))
         return np.array(out)
 
     normal = z(test)
@@ -284,7 +285,8 @@ def test_neighbours_component_knows_a_normal_class_of_two_kinds(tiny_bundle):
     assert z(machines(4, 85.0)).min() > normal.max() + 3
     assert z([0.5 * (a + b) for a, b in zip(low[12:16], high[12:16], strict=True)]).min() > normal.max() + 2
     assert z([w * 10 ** (3 / 20) for w in test]).max() < normal.max() + 1
-    assert z([w * 4 for w in test[:4]]).min() > normal.max() + 3
+    assert z([w * 4 for w in test[:4]]).max() < normal.max() + 1
+    assert z([w * 4 for w in test[:4]], "level").min() > z(test, "level").max() + 3
     # a training recording scored again (calibrating on the training folder) is not its own
     # neighbour: it lies as far from the others as a new recording does, not at distance 0
     again = z(train)
