@@ -51,12 +51,13 @@ class ScoringConfig:
             "same false alarms (docs/quality.md round 9); 'clip' (the clip Gaussian's view of the spectral shape, "
             "clip_shape_only) 1: +0.026 AUC on the six fresh UrbanSound8K classes, +0.003 on the synthetic "
             "families, -0.008 on the eight dev UrbanSound8K sets, fewer false alarms (docs/quality.md round 10); "
-            "'neighbours' (the span's clip features against their nearest training spans) 2, the best of 0-12 on the "
-            "dev sets (eight UrbanSound8K sets, pump and compressor; docs/quality.md round 12); "
+            "'neighbours' (the span's gain-free clip features against their nearest training spans) 0: at weight 2 "
+            "it raised the fixed recipe on real UrbanSound8K sets, but the bundle's fusion choice then chose worse "
+            "on them than without it (docs/quality.md round 12); "
             "'machine' (fleet bundles only): how little a window sounds like its own machine (docs/quality.md round 6)."
         ),
     ] = field(default_factory=lambda: {"recon_mean": 1.0, "recon_topk": 1.0, "feature": 0.0, "embedding": 1.0,
-                                       "level": 0.5, "span": 1.0, "clip": 1.0, "neighbours": 2.0, "frames": 1.0,
+                                       "level": 0.5, "span": 1.0, "clip": 1.0, "neighbours": 0.0, "frames": 1.0,
                                        "machine": 1.0})
     span_seconds: Annotated[
         float, Field(gt=0, description="Length of the rolling span of windows the span component averages, s.")

@@ -152,12 +152,13 @@ def candidates(recipe: dict[str, float], combine: str = "mean") -> dict[str, tup
     """The fusions tried, each combined as the recipe combines (so a chosen fusion keeps the
     recipe's threshold behaviour: round 10's tail and max candidates alarmed about four times as
     often at the calibrated threshold): the recipe's weights, the long-span or the window view
-    leading, the clip view leading, the long view alone, with and without the level, the
-    neighbours leading, and the long view with the neighbours."""
+    leading, the clip view leading, the long view alone, with and without the level; where the
+    recipe weighs the neighbours component, also the neighbours leading and the long view with the
+    neighbours (not by default: with them, real UrbanSound8K sets lost to the same choice without,
+    docs/quality.md round 12)."""
     span, clip = recipe.get("span", 1.0) or 1.0, recipe.get("clip", 1.0) or 1.0
-    neighbours = recipe.get("neighbours", 1.0) or 1.0
     off = {k: 0.0 for k in recipe}
-    return {
+    out = {
         "recipe": (dict(recipe), combine),
         "span-led": ({**recipe, "span": 3 * span}, combine),
         "window-led": ({**recipe, "span": 0.0}, combine),
@@ -167,11 +168,13 @@ def candidates(recipe: dict[str, float], combine: str = "mean") -> dict[str, tup
         # normal ones; the span and clip Gaussian see the clip as a whole (docs/quality.md round 9)
         "long-view": ({**off, "span": 1.0, "clip": 1.0}, combine),
         "long-view+level": ({**off, "span": 1.0, "clip": 1.0, "level": 1.0}, combine),
-        # a normal class of many kinds of sound (docs/quality.md round 12): the nearest training
-        # spans leading, or with the long view alone
-        "neighbours-led": ({**recipe, "neighbours": 3 * neighbours}, combine),
-        "long-view+neighbours": ({**off, "span": 1.0, "clip": 1.0, "neighbours": 1.0}, combine),
     }
+    if neighbours := recipe.get("neighbours", 0.0):
+        # a normal class of many kinds of sound: the nearest training spans leading, or with the
+        # long view alone
+        out["neighbours-led"] = ({**recipe, "neighbours": 3 * neighbours}, combine)
+        out["long-view+neighbours"] = ({**off, "span": 1.0, "clip": 1.0, "neighbours": 1.0}, combine)
+    return out
 
 
 def ranked_auc_pauc(normal: np.ndarray, anomalous: np.ndarray, max_fpr: float = MAX_FPR) -> tuple[float, float]:

@@ -23,8 +23,7 @@ def test_a_bundle_chooses_its_fusion_and_scores_by_it(tmp_path):
             check=True)
     fusion = json.loads((tmp_path / "b" / "bundle.json").read_text())["postprocess"]["fusion"]
     scores = fusion["pseudo_score"]
-    assert set(scores) == {"recipe", "span-led", "window-led", "clip-led", "long-view", "long-view+level",
-                           "neighbours-led", "long-view+neighbours"}
+    assert set(scores) == {"recipe", "span-led", "window-led", "clip-led", "long-view", "long-view+level"}
     sure = [k for k, w in fusion["wins"].items() if w >= 0.9]  # better than the recipe beyond the holdout's noise
     assert fusion["name"] == (max(sure, key=scores.get) if sure else "recipe")
 

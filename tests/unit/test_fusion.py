@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sentinel import synth
 from sentinel.scoring.postprocess import TAIL_LEVELS, tail_score
-from sentinel.training.fusion import PSEUDO
+from sentinel.training.fusion import PSEUDO, candidates
 
 TABLE = [0.0, 0.7, 1.3, 1.7, 2.4]  # z of held-out normal windows at TAIL_LEVELS
 
@@ -94,3 +94,17 @@ def test_the_choices_auc_and_pauc_are_sklearns(normal, anomalous):
     auc, pauc = ranked_auc_pauc(np.array(normal, float), np.array(anomalous, float))
     assert auc == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert pauc == pytest.approx(roc_auc_score(y, s, max_fpr=0.1), abs=1e-12)
+
+
+def test_the_neighbours_candidates_are_tried_only_where_the_recipe_weighs_the_neighbours():
+    """By default (neighbours 0) a bundle chooses among round 11's six fusions; a recipe that weighs
+    the neighbours component (scoring.weights.neighbours) also tries it leading and with the long view."""
+    from sentinel.scoring.config import ScoringConfig
+
+    default = ScoringConfig().weights
+    assert default["neighbours"] == 0.0
+    assert set(candidates(default)) == {"recipe", "span-led", "window-led", "clip-led", "long-view", "long-view+level"}
+    weighed = candidates({**default, "neighbours": 2.0})
+    assert weighed["neighbours-led"][0]["neighbours"] == 6.0
+    assert weighed["long-view+neighbours"][0] == {**{k: 0.0 for k in default}, "span": 1.0, "clip": 1.0,
+                                                  "neighbours": 1.0}
