@@ -512,10 +512,9 @@ def main() -> int:
                     "opt-in": ({**w, "clip": 1.0, "frames": 2.0}, tol, agg, "tail"),
                     "+clip2+frames2-tail": ({**w, "clip": 2.0, "frames": 2.0}, tol, agg, "tail"),
                     "max-agg": (w, tol, "max", "mean"),
-                    # round 12: the neighbours component (weight 2 in the recipe) against the round-11
-                    # recipe without it, and alone
-                    "neighbours0": ({**w, "neighbours": 0.0}, tol, agg, "mean"),
+                    # round 12: the opt-in neighbours component (weight 0 in the recipe) weighed in, and alone
                     "neighbours1": ({**w, "neighbours": 1.0}, tol, agg, "mean"),
+                    "neighbours2": ({**w, "neighbours": 2.0}, tol, agg, "mean"),
                     "neighbours4": ({**w, "neighbours": 4.0}, tol, agg, "mean"),
                     "neighbours-only": ({k: (1.0 if k == "neighbours" else 0.0) for k in w}, tol, agg, "mean")}
         rows = []
