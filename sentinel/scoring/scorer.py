@@ -336,35 +336,29 @@ class DiffusionScorer(WindowScorer):
         the clip component's per-band mean and mean square (audio only)."""
         return raw.profile if raw.clip is None else torch.cat([raw.profile, raw.clip.to(raw.profile.device)], 1)
 
-    def clip_features(self, means: torch.Tensor, stats: NormalStats, shape_only: bool | None = None) -> torch.Tensor:
+    def clip_features(self, means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
         """[N, 2 mels] per-band mean log-mel and spread of spans, from the span means of the clip
-        profile ([N, 2 mels]), their level moved to normal (`shape_only`, default clip_shape_only) or
-        up to `level_tolerance_db` towards it."""
+        profile ([N, 2 mels]), their level moved to normal (clip_shape_only) or up to
+        `level_tolerance_db` towards it. The clip and neighbours components both read these."""
         assert stats.clip_profile_mean is not None
         mels = means.shape[1] // 2
         mu, square = means[:, :mels], means[:, mels:]
         spread = (square - mu.pow(2)).clamp_min(1e-6).sqrt()
         shift = mu.mean(1) - stats.clip_profile_mean[:mels].mean().to(mu.device)
-        if not (self.config.clip_shape_only if shape_only is None else shape_only):
+        if not self.config.clip_shape_only:
             shift = shift.clamp(-self.config.level_tolerance_db, self.config.level_tolerance_db)
         return torch.cat([mu - shift[:, None], spread], dim=1)
 
-    def neighbour_distance(self, clip_means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
-        """[N] the neighbours component of spans (their clip profile means, [N, 2 mels]): the mean
+    def neighbour_distance(self, feats: torch.Tensor, stats: NormalStats) -> torch.Tensor:
+        """[N] the neighbours component of spans (their `clip_features`, [N, 2 mels]): the mean
         distance to the `neighbours_k` nearest spans of the training recordings, each band's mean
         and spread in units of its spread over them. Gain-free as the clip view is: with the level
         kept past the tolerance, a steady machine's tight spreads turned a 6 dB microphone gain into
         hundreds of false alarms an hour (docs/quality.md round 12); the level component hears gain."""
         assert stats.neighbour_memory is not None and stats.neighbour_centre is not None
         assert stats.neighbour_scale is not None
-        feats = self.neighbour_features(clip_means, stats)
-        return nearest_distance(feats, stats.neighbour_memory, self.config.neighbours_k, stats.neighbour_recordings)
-
-    def neighbour_features(self, clip_means: torch.Tensor, stats: NormalStats) -> torch.Tensor:
-        """[N, 2 mels] spans' clip features on the neighbours memory's scale."""
-        assert stats.neighbour_centre is not None and stats.neighbour_scale is not None
-        feats = self.clip_features(clip_means.to(self.device), stats)
-        return (feats - stats.neighbour_centre.to(feats.device)) / stats.neighbour_scale.to(feats.device)
+        scaled = (feats - stats.neighbour_centre.to(feats.device)) / stats.neighbour_scale.to(feats.device)
+        return nearest_distance(scaled, stats.neighbour_memory, self.config.neighbours_k, stats.neighbour_recordings)
 
     def _span(self, profiles: torch.Tensor, streams: Sequence[SpanState | None] | None,
               stats: NormalStats) -> dict[str, torch.Tensor]:
@@ -379,13 +373,14 @@ class DiffusionScorer(WindowScorer):
             mean = torch.stack(means).to(self.device)
             dist = mahalanobis(mean[:, :span_dims] - stats.span_mean, stats.span_precision).cpu()
             out["span"][rows] = self.post.span_on_full_scale(dist, n)
-            if stats.clip_precision is not None and stats.clip_mean is not None and self.clip_dims:
-                feats = self.clip_features(mean[:, span_dims:], stats)
-                dist = mahalanobis(feats - stats.clip_mean, stats.clip_precision).cpu()
-                out["clip"][rows] = self.post.span_on_full_scale(dist, n, "clip")
-            if stats.neighbour_memory is not None and stats.clip_profile_mean is not None and self.clip_dims:
-                out["neighbours"][rows] = self.post.span_on_full_scale(
-                    self.neighbour_distance(mean[:, span_dims:], stats).cpu(), n, "neighbours")
+            if self.clip_dims and stats.clip_profile_mean is not None:
+                feats = self.clip_features(mean[:, span_dims:], stats)  # once, for clip and neighbours
+                if stats.clip_precision is not None and stats.clip_mean is not None:
+                    dist = mahalanobis(feats - stats.clip_mean, stats.clip_precision).cpu()
+                    out["clip"][rows] = self.post.span_on_full_scale(dist, n, "clip")
+                if stats.neighbour_memory is not None:
+                    out["neighbours"][rows] = self.post.span_on_full_scale(
+                        self.neighbour_distance(feats, stats).cpu(), n, "neighbours")
         return out
 
     def combine(self, comps: dict[str, torch.Tensor], weights: dict[str, float] | None = None,

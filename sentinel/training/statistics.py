@@ -93,21 +93,20 @@ def _fit_span(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, 
         held_clip = scorer.clip_features(held[:, span_dims:].to(scorer.device), stats)
         _fit_stream_scale(scorer, post, "clip", mahalanobis(held_clip - stats.clip_mean, stats.clip_precision).cpu(),
                           counts)
-        _fit_neighbours(scorer, stats, post, fit_means[:, span_dims:], fit_recordings, held[:, span_dims:], counts)
+        _fit_neighbours(scorer, stats, post, fit_clip, fit_recordings, held_clip, counts)
 
 
-def _fit_neighbours(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, fit: torch.Tensor,
+def _fit_neighbours(scorer: DiffusionScorer, stats: NormalStats, post: PostProcessor, feats: torch.Tensor,
                     recordings: torch.Tensor, held: torch.Tensor, counts: torch.Tensor) -> None:
-    """The neighbours component's memory (every span of the training recordings, whole recordings
-    drawn evenly when there are more than MEMORY spans, so that a training recording scored again
-    finds all of its own spans and leaves them out) and its scaling on the held-out recordings'
-    spans, which the memory does not hold."""
-    if fit.shape[0] > MEMORY:
+    """The neighbours component's memory (the clip features of every span of the training
+    recordings, whole recordings drawn evenly when there are more than MEMORY spans, so that a
+    training recording scored again finds all of its own spans and leaves them out) and its scaling
+    on the held-out recordings' spans (`held`, their clip features), which the memory does not hold."""
+    if feats.shape[0] > MEMORY:
         ids = recordings.unique()
-        per = max(1, int(MEMORY / (fit.shape[0] / len(ids))))  # recordings that fit, at their mean length
+        per = max(1, int(MEMORY / (feats.shape[0] / len(ids))))  # recordings that fit, at their mean length
         keep = torch.isin(recordings, ids[torch.linspace(0, len(ids) - 1, min(per, len(ids))).round().long()])
-        fit, recordings = fit[keep][:MEMORY], recordings[keep][:MEMORY]
-    feats = scorer.clip_features(fit.to(scorer.device), stats)
+        feats, recordings = feats[keep.to(feats.device)][:MEMORY], recordings[keep][:MEMORY]
     stats.neighbour_centre = feats.mean(0)
     stats.neighbour_scale = feats.std(0).clamp_min(1e-3)
     stats.neighbour_memory = (feats - stats.neighbour_centre) / stats.neighbour_scale
